@@ -1,0 +1,105 @@
+"""``trainer.v1.trainer_mode=pad_sync``: verl's synchronous v1 trainer, made exact for PAD.
+
+verl's v1 trainer stores only ``advantages`` and ``returns`` after the estimator, so the rows PAD
+drops would still count in the engine's token-mean denominator (it is summed from ``loss_mask``)
+and in the policy loss mask (``response_mask``). This trainer writes both masks back for the
+selected rows, tells the estimator the step for the tau schedule, and skips the actor update of a
+step whose effective set is empty.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import transfer_queue as tq
+from tensordict import TensorDict
+from verl.trainer.ppo.v1.trainer_base import register_trainer
+from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
+
+from revisual_verl.pad.config import PadConfig, check_loss_agg_mode
+from revisual_verl.pad.estimator import PAD_ESTIMATOR, pop_latest_result, set_progress
+
+logger = logging.getLogger(__name__)
+
+PAD_TRAINER_MODE = "pad_sync"
+MASK_FIELDS = ("response_mask", "loss_mask")
+
+
+def zero_rows(mask: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+    """A copy of ``mask`` (jagged nested or padded, [batch, *]) with the rows in ``drop`` set to 0."""
+    if not mask.is_nested:
+        out = mask.clone()
+        out[drop] = 0
+        return out
+    offsets = mask.offsets()
+    per_token_drop = torch.repeat_interleave(drop.to(offsets.device), offsets.diff())
+    values = mask.values().masked_fill(per_token_drop, 0)
+    return torch.nested.nested_tensor_from_jagged(values, offsets)
+
+
+@register_trainer(PAD_TRAINER_MODE)
+class PadSyncTrainer(PPOTrainerSync):
+    """Synchronous v1 trainer that trains only on the rows PAD selects (any estimator works too)."""
+
+    # verl's trainer branches on the literal mode "sync" (replay buffer, refill, checkpoints); pad_sync
+    # must take every one of those branches, so the mode verl sees is always "sync".
+    @property
+    def trainer_mode(self) -> str:
+        return "sync"
+
+    @trainer_mode.setter
+    def trainer_mode(self, _configured: str) -> None:
+        pass
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.pad_enabled = config.algorithm.adv_estimator == PAD_ESTIMATOR
+        self.pad_skipped_steps = 0
+        self._pad_skip_update = False
+        if self.pad_enabled:
+            # Fail at start, not at the first step after an hour of rollouts.
+            PadConfig.from_algorithm(config.algorithm)
+            check_loss_agg_mode(config.actor_rollout_ref.actor.loss_agg_mode)
+
+    def _compute_advantage(self, batch, metrics: dict):
+        if not self.pad_enabled:
+            return super()._compute_advantage(batch, metrics)
+        # global_steps counts from 1 and is restored from the checkpoint on resume.
+        set_progress(self.global_steps - 1, self.total_training_steps - 1, draw=self.local_trigger_step)
+        batch = super()._compute_advantage(batch, metrics)
+        result = pop_latest_result()
+        if result is None:
+            raise RuntimeError("adv_estimator=pad is set but the PAD estimator did not run")
+        metrics.update(result.metrics)
+        self._pad_skip_update = result.empty
+        if not result.empty:
+            self._write_back_masks(batch, ~result.keep)
+        return batch
+
+    def _write_back_masks(self, batch, drop: torch.Tensor) -> None:
+        if not bool(drop.any()):
+            return
+        stored = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=list(MASK_FIELDS))
+        fields = {name: zero_rows(stored[name], drop) for name in MASK_FIELDS if name in stored.keys()}
+        tq.kv_batch_put(
+            keys=batch.keys,
+            partition_id=batch.partition_id,
+            fields=TensorDict(fields, batch_size=len(batch)),
+        )
+
+    def _update_actor(self, batch, metrics: dict):
+        if not self.pad_enabled:
+            return super()._update_actor(batch, metrics)
+        skip = self._pad_skip_update
+        self._pad_skip_update = False
+        if skip:
+            self.pad_skipped_steps += 1
+            logger.warning(
+                "PAD: step %s has no row to train on; actor update skipped (%d skipped so far)",
+                self.global_steps,
+                self.pad_skipped_steps,
+            )
+        metrics["pad/skipped_step"] = float(skip)
+        metrics["pad/skipped_steps"] = float(self.pad_skipped_steps)
+        return batch if skip else super()._update_actor(batch, metrics)

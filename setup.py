@@ -1,0 +1,34 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).parent
+
+setup(
+    name="revisual-verl",
+    version="0.1.0",
+    description="ReVisual-R1 training recipe (PAD, efficient-length reward, GRAMMAR data) as a verl plugin",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["revisual_verl", "revisual_verl.*"]),
+    package_data={"revisual_verl": ["config/*.yaml"]},
+    include_package_data=True,
+    # torch is deliberately not listed: users keep the build (CUDA, ROCm, CPU) their verl already runs on.
+    install_requires=[
+        "verl>=0.9.1,<0.10",
+        "hydra-core>=1.3",
+        "omegaconf>=2.3",
+        "numpy",
+        "pandas",
+    ],
+    extras_require={
+        "test": ["pytest", "pytest-asyncio"],
+    },
+    entry_points={
+        # verl imports every entry point of this group when `import verl` runs, in every process.
+        "verl.plugins": ["revisual = revisual_verl.plugin"],
+        "console_scripts": ["revisual-data = revisual_verl.data.cli:main"],
+    },
+)

@@ -22,6 +22,10 @@ setup(
         "omegaconf>=2.3",
         "numpy",
         "pandas",
+        "pyarrow",
+        "datasets",
+        "pillow",
+        "tqdm",
     ],
     extras_require={
         "test": ["pytest", "pytest-asyncio"],

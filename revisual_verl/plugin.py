@@ -4,6 +4,7 @@ verl imports it inside ``import verl`` in every process and swallows any error, 
 :func:`registered` exists for tests and start-up checks to prove that registration happened.
 """
 
+from revisual_verl.engine import registration as _engine  # noqa: F401  registers the revisual engine vendor
 from revisual_verl.pad import estimator as _pad_estimator  # noqa: F401  registers adv_estimator=pad
 from revisual_verl.pad import trainer as _pad_trainer  # noqa: F401  registers trainer_mode=pad_sync
 

@@ -1,0 +1,3 @@
+from revisual_verl.data.cli import main
+
+raise SystemExit(main())

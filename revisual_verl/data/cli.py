@@ -1,0 +1,174 @@
+"""``revisual-data``: prepare the GRAMMAR parts for verl.
+
+    revisual-data prepare coldstart --input text_v01_47382.json --output data/coldstart
+    revisual-data prepare mmrl --input mmrl/ --output data/mmrl --val-size 256 --seed 0
+    revisual-data prepare textrl --input textrl.parquet --output data/textrl --tokenizer Qwen/Qwen2.5-VL-7B-Instruct \\
+        --max-prompt-tokens 2048
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from revisual_verl.data.coldstart import LAYOUTS
+from revisual_verl.data.prepare import DEFAULT_VAL_SIZE, PARTS, PrepareOptions, prepare
+from revisual_verl.data.readers import InputFormatError
+from revisual_verl.data.rejections import StrictModeError
+from revisual_verl.data.rl_rows import REVISUAL_INSTRUCTION
+
+PART_HELP = {
+    "coldstart": "cold-start SFT traces (alpaca, sharegpt or messages rows) -> verl SFT parquet with `messages`",
+    "mmrl": "multimodal RL rows (problem, answer, images, dataset) -> verl RL parquet",
+    "textrl": "text RL rows (problem, answer, dataset) -> verl RL parquet",
+}
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="revisual-data",
+        description="Convert local copies of the GRAMMAR data (ReVisual-R1) into parquet that verl's trainers read.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    prepare_parser = commands.add_parser(
+        "prepare",
+        help="convert one part",
+        description=(
+            "Convert one GRAMMAR part. Writes OUTPUT/train.parquet (or train-00000.parquet, ... with --shard-rows), "
+            "OUTPUT/val.parquet and OUTPUT/report.json, which lists every skipped row with its reason."
+        ),
+        epilog="parts: " + "; ".join(f"{part}: {text}" for part, text in PART_HELP.items()),
+    )
+    prepare_parser.add_argument("part", choices=PARTS, help="which part the input holds")
+    prepare_parser.add_argument(
+        "--input",
+        "-i",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="parquet, JSON array, JSONL, a directory of such files, or a `datasets` directory from save_to_disk",
+    )
+    prepare_parser.add_argument("--output", "-o", required=True, metavar="DIR", help="output directory")
+    prepare_parser.add_argument("--seed", type=int, default=0, help="seed of the validation split (default 0)")
+    prepare_parser.add_argument(
+        "--val-size",
+        type=_non_negative,
+        default=DEFAULT_VAL_SIZE,
+        metavar="N",
+        help=f"validation rows, drawn uniformly from the good rows; at most half of them (default {DEFAULT_VAL_SIZE})",
+    )
+    prepare_parser.add_argument("--limit", type=_positive, metavar="N", help="read only the first N input rows")
+    prepare_parser.add_argument(
+        "--strict", action="store_true", help="fail on the first bad row instead of skipping it"
+    )
+    prepare_parser.add_argument(
+        "--shard-rows", type=_positive, metavar="N", help="start a new train shard every N rows"
+    )
+    prepare_parser.add_argument(
+        "--tokenizer", metavar="PATH", help="local tokenizer (a model directory) used for the token limits"
+    )
+    prepare_parser.add_argument(
+        "--max-prompt-tokens",
+        type=_positive,
+        metavar="N",
+        help="skip rows whose chat-templated prompt is longer than N tokens (images' vision tokens not counted)",
+    )
+    prepare_parser.add_argument(
+        "--max-total-tokens",
+        type=_positive,
+        metavar="N",
+        help="coldstart: skip conversations longer than N tokens in all",
+    )
+    prepare_parser.add_argument(
+        "--instruction",
+        default=REVISUAL_INSTRUCTION,
+        metavar="TEXT",
+        help="RL parts: text appended to each problem ('{problem}' in TEXT places the problem instead; '' for none). "
+        "Default: ReVisual-R1's instruction to think inside <think> </think> and answer in \\boxed{}",
+    )
+    prepare_parser.add_argument(
+        "--data-source", metavar="NAME", help="value of the data_source column (default grammar_<part>)"
+    )
+    prepare_parser.add_argument("--layout", choices=LAYOUTS, help="coldstart: force a layout instead of detecting it")
+    prepare_parser.add_argument("--split", metavar="NAME", help="split to read from a saved DatasetDict")
+    prepare_parser.add_argument("--problem-key", default="problem", metavar="KEY", help="RL parts: problem column")
+    prepare_parser.add_argument("--answer-key", default="answer", metavar="KEY", help="RL parts: answer column")
+    prepare_parser.add_argument("--image-key", default="images", metavar="KEY", help="mmrl: images column")
+    prepare_parser.add_argument("--source-key", default="dataset", metavar="KEY", help="RL parts: source tag column")
+    progress = prepare_parser.add_mutually_exclusive_group()
+    progress.add_argument(
+        "--progress", dest="progress", action="store_true", default=None, help="show a progress bar (default: on a TTY)"
+    )
+    progress.add_argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
+    return parser
+
+
+def _summary(report: dict, output: str) -> str:
+    skipped = report["skipped"]
+    reasons = ", ".join(f"{reason} {count}" for reason, count in skipped["by_reason"].items())
+    lines = [
+        f"{report['part']}: read {report['rows_read']} rows, wrote {report['train_rows']} train + "
+        f"{report['val_rows']} val, skipped {skipped['total']}" + (f" ({reasons})" if reasons else ""),
+        f"report: {output}/report.json",
+    ]
+    if report["val_size"]["used"] < report["val_size"]["requested"]:
+        lines.append(
+            f"note: validation kept {report['val_size']['used']} rows, not {report['val_size']['requested']}, "
+            "so that at least half of the good rows stay in train"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        options = PrepareOptions(
+            part=args.part,
+            inputs=args.input,
+            output=args.output,
+            seed=args.seed,
+            val_size=args.val_size,
+            limit=args.limit,
+            strict=args.strict,
+            shard_rows=args.shard_rows,
+            tokenizer=args.tokenizer,
+            max_prompt_tokens=args.max_prompt_tokens,
+            max_total_tokens=args.max_total_tokens,
+            instruction=args.instruction,
+            data_source=args.data_source,
+            layout=args.layout,
+            split=args.split,
+            problem_key=args.problem_key,
+            answer_key=args.answer_key,
+            image_key=args.image_key,
+            source_key=args.source_key,
+            progress=args.progress,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        report = prepare(options)
+    except (InputFormatError, StrictModeError, OSError) as error:
+        print(f"revisual-data: error: {error}", file=sys.stderr)
+        return 1
+    print(_summary(report, args.output))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""A verl ``RLHFDataset`` for batches that mix image rows and text rows, in one file or across several.
+
+Use it with ``data.custom_cls.path=pkg://revisual_verl.data.mixed_dataset data.custom_cls.name=MixedModalRLDataset``.
+
+What it adds to verl's class, which reads and concatenates the files itself:
+
+* Files whose column types differ still concatenate: an all-null ``path`` typed ``null``, a ``datasets`` Image
+  column beside a plain ``{bytes, path}`` one, integer beside float, a text file with no ``images`` column at all.
+  ``datasets`` refuses all of these; here the schemas are unified first (arrow's permissive promotion), and a
+  conflict that cannot be unified names the file and the column.
+* A row whose ``<image>`` placeholders do not match its images is dropped with a counted warning at load time,
+  where verl would fail an assertion in the middle of a training step.
+* Image rows without a processor fail at construction with a message that says so; text-only files (stage 3)
+  need no processor, with or without an empty ``images`` column.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections import Counter
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from verl.utils.dataset.rl_dataset import RLHFDataset
+
+logger = logging.getLogger(__name__)
+
+IMAGE_PLACEHOLDER = "<image>"
+
+
+def _load_file(path: str) -> datasets.Dataset:
+    if path.endswith(".parquet"):
+        return datasets.load_dataset("parquet", data_files=path)["train"]
+    if path.endswith((".json", ".jsonl")):
+        return datasets.load_dataset("json", data_files=path)["train"]
+    raise ValueError(f"Unsupported file format: {path} (use .parquet, .json or .jsonl)")
+
+
+def _plain_features(features: datasets.Features) -> datasets.Features:
+    """Features with every Image replaced by its storage struct, so images stay ``{bytes, path}`` dicts."""
+
+    def plain(feature):
+        if isinstance(feature, datasets.Image):
+            return {"bytes": datasets.Value("binary"), "path": datasets.Value("string")}
+        if isinstance(feature, datasets.List):
+            return datasets.List(plain(feature.feature), length=feature.length)
+        if isinstance(feature, datasets.LargeList):
+            return datasets.LargeList(plain(feature.feature))
+        if isinstance(feature, dict):
+            return {key: plain(value) for key, value in feature.items()}
+        return feature
+
+    return datasets.Features({name: plain(feature) for name, feature in features.items()})
+
+
+def unify_datasets(frames: list[datasets.Dataset], names: list[str]) -> datasets.Dataset:
+    """Concatenate datasets whose schemas differ in ways that have one sensible common type."""
+    frames = [frame.cast(_plain_features(frame.features)) for frame in frames]
+    schemas = [frame.features.arrow_schema for frame in frames]
+    try:
+        unified = pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise ValueError(f"data files {names} have columns of conflicting types: {error}") from None
+    target = datasets.Features.from_arrow_schema(unified)
+    aligned = []
+    for frame, name in zip(frames, names, strict=True):
+        for column, feature in target.items():
+            if column not in frame.column_names:
+                frame = frame.add_column(column, [None] * len(frame), feature=feature)
+        try:
+            aligned.append(frame.cast(target))
+        except (ValueError, TypeError, pa.ArrowInvalid) as error:
+            raise ValueError(f"data file {name} cannot be cast to the common schema: {error}") from None
+    return datasets.concatenate_datasets(aligned)
+
+
+def placeholder_and_image_counts(table: pa.Table, prompt_key: str, image_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: ``<image>`` placeholders in the prompt's text contents, and stored images; computed in arrow."""
+    rows = table.num_rows
+    images = np.zeros(rows, dtype=np.int64)
+    if image_key in table.column_names:
+        images = pc.fill_null(pc.list_value_length(table.column(image_key)), 0).to_numpy(zero_copy_only=False)
+    prompts = table.column(prompt_key).combine_chunks()
+    if not pa.types.is_list(prompts.type) and not pa.types.is_large_list(prompts.type):
+        raise ValueError(f"column {prompt_key!r} must hold chat messages, found {prompts.type}")
+    messages = pc.list_flatten(prompts)
+    owners = pc.list_parent_indices(prompts).to_numpy(zero_copy_only=False)
+    contents = pc.struct_field(messages, "content")
+    if not pa.types.is_string(contents.type) and not pa.types.is_large_string(contents.type):
+        raise ValueError(f"messages in {prompt_key!r} must hold text content, found {contents.type}")
+    per_message = pc.fill_null(pc.count_substring(contents, IMAGE_PLACEHOLDER), 0).to_numpy(zero_copy_only=False)
+    placeholders = np.bincount(owners, weights=per_message, minlength=rows).astype(np.int64)
+    return placeholders, images
+
+
+class MixedModalRLDataset(RLHFDataset):
+    """``RLHFDataset`` that unifies file schemas and checks image rows before training sees them."""
+
+    def _read_files_and_tokenize(self):
+        frames = [_load_file(path) for path in self.data_files]
+        self.dataframe = unify_datasets(frames, [str(path) for path in self.data_files])
+        self.dataframe = self._drop_mismatched_image_rows(self.dataframe)
+
+        total = len(self.dataframe)
+        if 0 < self.max_samples < total:
+            if self.shuffle:
+                rng = np.random.default_rng(*(() if self.seed is None else (self.seed,)))
+                indices = rng.choice(total, size=self.max_samples, replace=False)
+            else:
+                indices = np.arange(self.max_samples)
+            self.dataframe = self.dataframe.select(indices.tolist())
+
+        image_rows = self.modality_counts["image"]
+        if image_rows and self.processor is None:
+            raise ValueError(
+                f"{image_rows} rows of {list(self.original_data_files)} carry images but no processor was given; "
+                "use a vision-language model, or give only text data files for a text-only stage"
+            )
+        if image_rows and self.filter_overlong_prompts:
+            self._require_vision_utils()
+        before = len(self.dataframe)
+        self.dataframe = self.maybe_filter_out_long_prompts(self.dataframe)
+        self.dropped_rows["overlong_prompt"] = before - len(self.dataframe)
+        if self.dropped_rows["overlong_prompt"]:
+            logger.warning(
+                "verl's filter_overlong_prompts dropped %d of %d rows (over %d tokens, or failing to process)",
+                self.dropped_rows["overlong_prompt"],
+                before,
+                self.max_prompt_length,
+            )
+
+    @staticmethod
+    def _require_vision_utils() -> None:
+        """verl's length filter counts any row that raises as too long, so without qwen_vl_utils (which needs
+        torchvision) it would silently drop every image row; fail instead, saying why."""
+        try:
+            import qwen_vl_utils  # noqa: F401
+        except Exception as error:
+            raise RuntimeError(
+                "image rows need qwen_vl_utils (and torchvision) for verl's prompt-length filter and for rollouts, "
+                f"and it does not import here: {error!r}. Install them, or set data.filter_overlong_prompts=false "
+                "to load the data without the filter"
+            ) from error
+
+    def _drop_mismatched_image_rows(self, frame: datasets.Dataset) -> datasets.Dataset:
+        if frame._indices is not None:
+            frame = frame.flatten_indices()
+        placeholders, images = placeholder_and_image_counts(frame.data.table, self.prompt_key, self.image_key)
+        matched = placeholders == images
+        self.dropped_rows = Counter({"image_placeholder_mismatch": int((~matched).sum())})
+        if not matched.all():
+            logger.warning(
+                "dropped %d rows whose <image> placeholders do not match their images (first at row %d)",
+                self.dropped_rows["image_placeholder_mismatch"],
+                int(np.flatnonzero(~matched)[0]),
+            )
+            frame = frame.select(np.flatnonzero(matched).tolist())
+            images = images[matched]
+        self.modality_counts = Counter({"image": int((images > 0).sum()), "text": int((images == 0).sum())})
+        return frame
+
+    def split(self, num_splits: int):
+        """Equal consecutive parts, like verl's ``split``, but of this class and without re-reading the files.
+
+        verl's version builds plain ``RLHFDataset`` objects from the file list, which would lose the schema
+        unification above; a shallow copy per part shares everything but the selected rows.
+        """
+        if not isinstance(num_splits, int) or num_splits <= 0:
+            raise ValueError(f"num_splits must be a positive integer, got {num_splits}")
+        size = len(self.dataframe) // num_splits
+        if size == 0:
+            raise ValueError(f"cannot split {len(self.dataframe)} rows into {num_splits} non-empty parts")
+        parts = []
+        for number in range(num_splits):
+            part = copy.copy(self)
+            part.dataframe = self.dataframe.select(range(number * size, (number + 1) * size))
+            parts.append(part)
+        return parts

@@ -1,0 +1,260 @@
+"""One pass from raw rows to verl parquet: convert, check, split, write, report.
+
+Outputs are written into a staging folder inside the output directory and moved into place only when the whole
+pass succeeds, so a failed or ``--strict``-stopped run leaves the previous output as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from revisual_verl.data import coldstart
+from revisual_verl.data.readers import RawRow, UnreadableRow, expand_inputs, iter_raw_rows
+from revisual_verl.data.rejections import (
+    CONVERSATION_TOO_LONG,
+    INVALID_JSON,
+    PROMPT_TOO_LONG,
+    RowRejected,
+    SkipTally,
+    StrictModeError,
+)
+from revisual_verl.data.rl_rows import REVISUAL_INSTRUCTION, RLFields, to_rl_row
+from revisual_verl.data.schemas import RL_SCHEMA, SFT_SCHEMA
+from revisual_verl.data.sinks import ParquetSink, ValidationReservoir
+from revisual_verl.data.token_limits import ChatTokenCounter, load_tokenizer
+
+PARTS = ("coldstart", "mmrl", "textrl")
+DEFAULT_VAL_SIZE = 256
+PROGRESS_REFRESH_ROWS = 64
+
+
+@dataclass
+class PrepareOptions:
+    part: str
+    inputs: list[str]
+    output: str
+    seed: int = 0
+    val_size: int = DEFAULT_VAL_SIZE
+    limit: int | None = None
+    strict: bool = False
+    shard_rows: int | None = None
+    tokenizer: str | None = None
+    max_prompt_tokens: int | None = None
+    max_total_tokens: int | None = None
+    instruction: str = REVISUAL_INSTRUCTION
+    data_source: str | None = None
+    layout: str | None = None
+    split: str | None = None
+    problem_key: str = "problem"
+    answer_key: str = "answer"
+    image_key: str = "images"
+    source_key: str = "dataset"
+    progress: bool | None = None
+
+    def __post_init__(self):
+        if self.part not in PARTS:
+            raise ValueError(f"part must be one of {PARTS}, got {self.part!r}")
+        if self.val_size < 0:
+            raise ValueError("val_size must be >= 0")
+        if (self.max_prompt_tokens or self.max_total_tokens) and not self.tokenizer:
+            raise ValueError("a token limit needs a tokenizer (--tokenizer PATH)")
+        if self.max_total_tokens and self.part != "coldstart":
+            raise ValueError("max_total_tokens applies to coldstart only; RL parts limit the prompt")
+        if self.layout and self.part != "coldstart":
+            raise ValueError("layout applies to coldstart only")
+
+
+class _RowConverter:
+    """Turns one raw row of a part into its verl row, keeping the part's own statistics."""
+
+    def __init__(self, options: PrepareOptions):
+        self.options = options
+        self.counter = ChatTokenCounter(load_tokenizer(options.tokenizer)) if options.tokenizer else None
+        self.layouts: Counter = Counter()
+        self.notes: Counter = Counter()
+        if options.part != "coldstart":
+            self.fields = RLFields(
+                problem=options.problem_key,
+                answer=options.answer_key,
+                images=options.image_key,
+                source=options.source_key,
+                data_source=options.data_source or f"grammar_{options.part}",
+                instruction=options.instruction,
+            )
+
+    def __call__(self, raw: RawRow) -> dict:
+        if isinstance(raw.value, UnreadableRow):
+            raise RowRejected(INVALID_JSON, raw.value.detail)
+        if self.options.part == "coldstart":
+            return self._coldstart(raw)
+        return self._rl(raw)
+
+    def _coldstart(self, raw: RawRow) -> dict:
+        messages, layout = coldstart.to_messages(raw.value, self.options.layout)
+        if self.counter is not None:
+            self._check_conversation_length(messages)
+        self.layouts[layout] += 1
+        if not coldstart.has_think_trace(messages):
+            self.notes["no_think_trace"] += 1
+        return {
+            "data_source": self.options.data_source or "grammar_coldstart",
+            "messages": messages,
+            "extra_info": {"split": "", "index": raw.index, "layout": layout},
+        }
+
+    def _check_conversation_length(self, messages: list[dict]) -> None:
+        limit = self.options.max_prompt_tokens
+        if limit:
+            last_answer = max(i for i, message in enumerate(messages) if message["role"] == "assistant")
+            tokens = self.counter.count(messages[:last_answer], add_generation_prompt=True)
+            if tokens > limit:
+                raise RowRejected(PROMPT_TOO_LONG, f"the prompt is {tokens} tokens, over the limit of {limit}")
+        limit = self.options.max_total_tokens
+        if limit:
+            tokens = self.counter.count(messages, add_generation_prompt=False)
+            if tokens > limit:
+                raise RowRejected(CONVERSATION_TOO_LONG, f"the conversation is {tokens} tokens, over {limit}")
+
+    def _rl(self, raw: RawRow) -> dict:
+        row = to_rl_row(raw.value, raw.index, self.fields, raw.base_dir, with_images=self.options.part == "mmrl")
+        limit = self.options.max_prompt_tokens
+        if limit:
+            tokens = self.counter.count(row["prompt"], add_generation_prompt=True)
+            if tokens > limit:
+                raise RowRejected(PROMPT_TOO_LONG, f"the prompt is {tokens} tokens, over the limit of {limit}")
+        if not row["images"]:
+            self.notes["rows_without_images"] += 1
+        return row
+
+
+class _ProgressBars:
+    """One bar per input, in rows where the reader knows its row count, else in bytes."""
+
+    def __init__(self, enabled: bool | None):
+        self.enabled = enabled
+        self._bar = None
+        self._reader = None
+        self._shown = 0
+        self._rows = 0
+
+    def attach(self, reader) -> None:
+        self.close()
+        self._reader = reader
+        progress = reader.progress
+        self._bar = tqdm(
+            total=progress.total,
+            unit=progress.unit if progress.unit == "B" else " rows",
+            unit_scale=progress.unit == "B",
+            desc=Path(reader.path).name,
+            disable=False if self.enabled else (None if self.enabled is None else True),
+            dynamic_ncols=True,
+        )
+
+    def tick(self) -> None:
+        self._rows += 1
+        if self._rows % PROGRESS_REFRESH_ROWS == 0:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        if self._bar is not None:
+            done = self._reader.progress.done
+            self._bar.update(done - self._shown)
+            self._shown = done
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._refresh()
+            self._bar.close()
+        self._bar, self._reader, self._shown = None, None, 0
+
+
+OUTPUT_PATTERNS = ("train.parquet", "train-*.parquet", "val.parquet", "report.json")
+
+
+def _publish(staging: Path, output: Path) -> None:
+    """Replace a previous run's outputs (only files this tool names) with the staged ones."""
+    for pattern in OUTPUT_PATTERNS:
+        for stale in output.glob(pattern):
+            stale.unlink()
+    for produced in sorted(staging.iterdir()):
+        produced.replace(output / produced.name)
+    staging.rmdir()
+
+
+def prepare(options: PrepareOptions) -> dict:
+    """Run one conversion; returns the report that is also written to ``<output>/report.json``."""
+    started = time.perf_counter()
+    paths = expand_inputs(options.inputs)
+    converter = _RowConverter(options)
+    output = Path(options.output).expanduser()
+    output.mkdir(parents=True, exist_ok=True)
+    staging = output / f".staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    schema = SFT_SCHEMA if options.part == "coldstart" else RL_SCHEMA
+    bars = _ProgressBars(options.progress)
+    try:
+        train = ParquetSink(staging, "train", schema, options.shard_rows)
+
+        def to_train(row: dict) -> None:
+            row["extra_info"]["split"] = "train"
+            train.write(row)
+
+        reservoir = ValidationReservoir(options.val_size, options.seed, to_train)
+        skipped = SkipTally()
+        rows_read = 0
+        for raw in iter_raw_rows(paths, options.split, options.limit, on_reader=bars.attach):
+            rows_read += 1
+            bars.tick()
+            try:
+                row = converter(raw)
+            except RowRejected as rejection:
+                if options.strict:
+                    raise StrictModeError(raw.index, raw.source, rejection) from None
+                skipped.add(raw.index, raw.source, rejection)
+                continue
+            reservoir.offer(row)
+        bars.close()
+
+        # A tiny input must not end up all validation: never more than half the good rows.
+        val_used = min(options.val_size, reservoir.seen // 2)
+        val_rows = reservoir.finish(val_used)
+        val = ParquetSink(staging, "val", schema)
+        for row in val_rows:
+            row["extra_info"]["split"] = "val"
+            val.write(row)
+        val.close()
+        train.close()
+
+        seconds = time.perf_counter() - started
+        report = {
+            "part": options.part,
+            "inputs": [str(path) for path in paths],
+            "options": {k: v for k, v in asdict(options).items() if k not in ("inputs", "output", "progress")},
+            "rows_read": rows_read,
+            "rows_kept": reservoir.seen,
+            "train_rows": train.rows_written,
+            "val_rows": val.rows_written,
+            "val_size": {"requested": options.val_size, "used": val_used},
+            "files": {"train": train.files, "val": val.files[0]},
+            "skipped": skipped.as_report(),
+            "notes": dict(sorted(converter.notes.items())),
+            "timing": {"seconds": round(seconds, 3), "rows_per_second": round(rows_read / max(seconds, 1e-9), 1)},
+        }
+        if options.part == "coldstart":
+            report["layouts"] = dict(sorted(converter.layouts.items()))
+        (staging / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        _publish(staging, output)
+        return report
+    except BaseException:
+        bars.close()
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,0 +1,80 @@
+"""Why a row was skipped, and the tally of skipped rows that ends up in ``report.json``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+# Reasons are stable keys: the report, the tests and users' scripts match on them.
+INVALID_JSON = "invalid_json"
+NOT_AN_OBJECT = "not_an_object"
+MISSING_PROBLEM = "missing_problem"
+MISSING_ANSWER = "missing_answer"
+INVALID_ANSWER = "invalid_answer"
+UNDECODABLE_IMAGE = "undecodable_image"
+IMAGE_PLACEHOLDER_MISMATCH = "image_placeholder_mismatch"
+PROMPT_TOO_LONG = "prompt_too_long"
+CONVERSATION_TOO_LONG = "conversation_too_long"
+UNKNOWN_LAYOUT = "unknown_layout"
+INVALID_MESSAGES = "invalid_messages"
+NO_ASSISTANT_TURN = "no_assistant_turn"
+
+REASONS = (
+    INVALID_JSON,
+    NOT_AN_OBJECT,
+    MISSING_PROBLEM,
+    MISSING_ANSWER,
+    INVALID_ANSWER,
+    UNDECODABLE_IMAGE,
+    IMAGE_PLACEHOLDER_MISMATCH,
+    PROMPT_TOO_LONG,
+    CONVERSATION_TOO_LONG,
+    UNKNOWN_LAYOUT,
+    INVALID_MESSAGES,
+    NO_ASSISTANT_TURN,
+)
+
+
+class RowRejected(Exception):
+    """A row that cannot become a training example; ``reason`` is one of :data:`REASONS`."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class StrictModeError(Exception):
+    """Raised under ``--strict`` for the first rejected row, naming it."""
+
+    def __init__(self, index: int, source: str, rejection: RowRejected):
+        super().__init__(f"row {index} of {source} rejected ({rejection.reason}): {rejection.detail}")
+        self.index = index
+        self.source = source
+        self.rejection = rejection
+
+
+@dataclass
+class SkipTally:
+    """Counts every skipped row by reason and keeps the first ``max_listed`` of them row by row."""
+
+    max_listed: int = 100_000
+    by_reason: Counter = field(default_factory=Counter)
+    rows: list = field(default_factory=list)
+
+    def add(self, index: int, source: str, rejection: RowRejected) -> None:
+        self.by_reason[rejection.reason] += 1
+        if len(self.rows) < self.max_listed:
+            self.rows.append({"index": index, "input": source, "reason": rejection.reason, "detail": rejection.detail})
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_reason.values())
+
+    def as_report(self) -> dict:
+        return {
+            "total": self.total,
+            "by_reason": dict(sorted(self.by_reason.items())),
+            "rows": self.rows,
+            "rows_truncated": self.total > len(self.rows),
+        }

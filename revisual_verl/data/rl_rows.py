@@ -1,0 +1,142 @@
+"""mmrl and textrl rows to verl's RL parquet layout, with the checks that keep a bad row out of training.
+
+A raw row holds ``problem`` (text with one ``<image>`` placeholder per image), ``answer``, optional ``images``
+(``{"bytes", "path"}`` structs) and ``dataset`` (a source tag, often empty). The verl row holds the chat
+``prompt`` with the ReVisual instruction, the images as bytes, ``reward_model.ground_truth`` and ``extra_info``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from revisual_verl.data.rejections import (
+    IMAGE_PLACEHOLDER_MISMATCH,
+    INVALID_ANSWER,
+    MISSING_ANSWER,
+    MISSING_PROBLEM,
+    NOT_AN_OBJECT,
+    UNDECODABLE_IMAGE,
+    RowRejected,
+)
+
+IMAGE_PLACEHOLDER = "<image>"
+# The instruction ReVisual-R1 trains and evaluates with (EasyR1's math prompt).
+REVISUAL_INSTRUCTION = (
+    "You FIRST think about the reasoning process as an internal monologue and then provide the final answer. "
+    "The reasoning process MUST BE enclosed within <think> </think> tags. The final answer MUST BE put in \\boxed{}."
+)
+PROBLEM_SLOT = "{problem}"
+# qwen_vl_utils refuses images whose sides differ by more than this factor, which would fail a rollout.
+MAX_IMAGE_ASPECT_RATIO = 200
+
+
+@dataclass(frozen=True)
+class RLFields:
+    """Where the raw row keeps each field, and what the verl row says about itself."""
+
+    problem: str = "problem"
+    answer: str = "answer"
+    images: str = "images"
+    source: str = "dataset"
+    data_source: str = "grammar"
+    ability: str = "math"
+    instruction: str = REVISUAL_INSTRUCTION
+
+
+def build_user_text(problem: str, instruction: str) -> str:
+    """The user turn: the problem, then the instruction; an instruction holding ``{problem}`` places it itself."""
+    if PROBLEM_SLOT in instruction:
+        return instruction.replace(PROBLEM_SLOT, problem)
+    if not instruction.strip():
+        return problem
+    return f"{problem.strip()} {instruction.strip()}"
+
+
+def ground_truth(answer: object) -> str:
+    if answer is None or (isinstance(answer, str) and not answer.strip()):
+        raise RowRejected(MISSING_ANSWER, "the answer is missing or empty")
+    if isinstance(answer, bool) or not isinstance(answer, str | int | float):
+        raise RowRejected(INVALID_ANSWER, f"the answer is {type(answer).__name__}, expected text or a number")
+    if isinstance(answer, float) and not math.isfinite(answer):
+        raise RowRejected(INVALID_ANSWER, f"the answer is {answer}")
+    return answer.strip() if isinstance(answer, str) else str(answer)
+
+
+def image_bytes(image: object, position: int, base_dir: Path) -> tuple[bytes, str | None]:
+    """The encoded bytes of one stored image, read from its path when the row holds none."""
+    if isinstance(image, bytes | bytearray):
+        return bytes(image), None
+    if isinstance(image, str):
+        image = {"bytes": None, "path": image}
+    if not isinstance(image, dict):
+        raise RowRejected(UNDECODABLE_IMAGE, f"image {position} is {type(image).__name__}, expected {{bytes, path}}")
+    data, path = image.get("bytes"), image.get("path")
+    if data:
+        return bytes(data), path
+    if path:
+        candidate = Path(path) if Path(path).is_absolute() else base_dir / path
+        if candidate.is_file():
+            return candidate.read_bytes(), path
+    raise RowRejected(UNDECODABLE_IMAGE, f"image {position} has no bytes and its path {path!r} is not a local file")
+
+
+def check_image(data: bytes, position: int) -> None:
+    """Decode the whole image, as the rollout will, so a truncated or corrupt file is caught here."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+                width, height = image.size
+    except Exception as error:  # noqa: BLE001  PIL raises many types for bad data; each means the same here.
+        raise RowRejected(UNDECODABLE_IMAGE, f"image {position} does not decode: {error}") from None
+    if width < 1 or height < 1:
+        raise RowRejected(UNDECODABLE_IMAGE, f"image {position} is {width}x{height}")
+    if max(width, height) / min(width, height) > MAX_IMAGE_ASPECT_RATIO:
+        raise RowRejected(
+            UNDECODABLE_IMAGE, f"image {position} is {width}x{height}, beyond the aspect ratio Qwen-VL accepts"
+        )
+
+
+def to_rl_row(raw: object, index: int, fields: RLFields, base_dir: Path, with_images: bool) -> dict:
+    """One verl RL row; raises :class:`RowRejected` for a row that must not be trained on."""
+    if not isinstance(raw, dict):
+        raise RowRejected(NOT_AN_OBJECT, f"row is {type(raw).__name__}, expected an object")
+    problem = raw.get(fields.problem)
+    if not isinstance(problem, str) or not problem.strip():
+        raise RowRejected(MISSING_PROBLEM, f"{fields.problem!r} is missing, empty or not text")
+    answer = ground_truth(raw.get(fields.answer))
+
+    stored = raw.get(fields.images) if with_images else None
+    stored = [] if stored is None else stored
+    if not isinstance(stored, list):
+        raise RowRejected(UNDECODABLE_IMAGE, f"{fields.images!r} is {type(stored).__name__}, expected a list")
+    user_text = build_user_text(problem, fields.instruction)
+    # Counted in the final text, since verl pairs every placeholder of the prompt with an image.
+    placeholders = user_text.count(IMAGE_PLACEHOLDER)
+    if placeholders != len(stored):
+        raise RowRejected(
+            IMAGE_PLACEHOLDER_MISMATCH, f"{placeholders} {IMAGE_PLACEHOLDER} placeholders for {len(stored)} images"
+        )
+    images = []
+    for position, image in enumerate(stored):
+        data, path = image_bytes(image, position, base_dir)
+        check_image(data, position)
+        images.append({"bytes": data, "path": path})
+
+    tag = raw.get(fields.source)
+    source = tag.strip() if isinstance(tag, str) and tag.strip() else "unknown"
+    return {
+        "data_source": fields.data_source,
+        "prompt": [{"role": "user", "content": user_text}],
+        "images": images,
+        "ability": fields.ability,
+        "reward_model": {"style": "rule", "ground_truth": answer},
+        "extra_info": {"split": "", "index": index, "source": source, "problem": problem, "answer": answer},
+    }

@@ -1,0 +1,40 @@
+"""Arrow schemas of the prepared parquet, fixed so every shard and both parts share one layout.
+
+A fixed schema matters: verl concatenates its data files with ``datasets``, which refuses files whose types
+differ (an all-null ``path`` column, say, is typed ``null`` when inferred).
+"""
+
+import pyarrow as pa
+
+MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+RL_SCHEMA = pa.schema(
+    [
+        ("data_source", pa.string()),
+        ("prompt", pa.list_(MESSAGE)),
+        ("images", pa.list_(IMAGE)),
+        ("ability", pa.string()),
+        ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
+        (
+            "extra_info",
+            pa.struct(
+                [
+                    ("split", pa.string()),
+                    ("index", pa.int64()),
+                    ("source", pa.string()),
+                    ("problem", pa.string()),
+                    ("answer", pa.string()),
+                ]
+            ),
+        ),
+    ]
+)
+
+SFT_SCHEMA = pa.schema(
+    [
+        ("data_source", pa.string()),
+        ("messages", pa.list_(MESSAGE)),
+        ("extra_info", pa.struct([("split", pa.string()), ("index", pa.int64()), ("layout", pa.string())])),
+    ]
+)

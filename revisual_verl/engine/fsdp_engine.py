@@ -1,0 +1,151 @@
+"""verl's FSDP actor engine with a frozen vision tower and an annealed entropy coefficient.
+
+Selected through verl's engine registry (vendor ``revisual``, see :mod:`registration`), configured by
+the environment variables of :mod:`settings`. Three hooks of ``FSDPEngine`` are extended:
+
+- ``_build_fsdp_module``: vision parameters get ``requires_grad=False`` before FSDP wraps the model
+  (after LoRA/QAT), so they never get a gradient; under FSDP1 without ``use_orig_params`` the vision
+  tower is made its own FSDP unit, since a FlatParameter cannot mix frozen and trained tensors.
+- ``_build_optimizer``: only trainable parameters enter the param groups, so AdamW's decoupled
+  weight decay, which moves any parameter in a group, never touches the tower.
+- ``train_batch`` (one call = one optimizer update): the loss gets the scheduled coefficient.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+from verl.utils import tensordict_utils as tu
+from verl.workers.config.optimizer import build_optimizer
+from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
+
+from revisual_verl.engine.annealing import optimizer_updates_taken, with_entropy_coeff
+from revisual_verl.engine.settings import FREEZE_ENV, VENDOR_ENV, EngineSettings
+from revisual_verl.engine.vision_freeze import freeze_vision_params, is_vision_param, vision_root_modules
+
+logger = logging.getLogger(__name__)
+logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "WARN"))
+
+
+class RevisualFSDPEngine(FSDPEngineWithLMHead):
+    def __init__(self, *args, **kwargs):
+        # Read first: a bad variable should fail before any process group or model work.
+        self.revisual_settings = EngineSettings.from_env()
+        super().__init__(*args, **kwargs)
+        self.frozen_vision_params: list[str] = []
+        self._updates_without_optimizer_step = 0
+        self._warned_no_step = False
+        self._checked_actor_config = False
+
+    @property
+    def freezes_vision(self) -> bool:
+        return self.revisual_settings.freeze_vision_tower and not self.engine_config.forward_only
+
+    def _build_fsdp_module(self, module):
+        if self.freezes_vision:
+            prefixes = self.revisual_settings.vision_prefixes
+            self.frozen_vision_params = freeze_vision_params(module, prefixes)
+            if self.engine_config.strategy == "fsdp" and not self.engine_config.use_orig_params:
+                make_vision_tower_fsdp1_unit(module, prefixes, self.engine_config.wrap_policy)
+            if self.rank == 0:
+                count = sum(p.numel() for n, p in module.named_parameters() if is_vision_param(n, prefixes))
+                logger.warning(
+                    "revisual engine: vision tower frozen (%d tensors, %d parameters)",
+                    len(self.frozen_vision_params),
+                    count,
+                )
+        return super()._build_fsdp_module(module)
+
+    def _build_optimizer(self, module):
+        if not self.freezes_vision:
+            return super()._build_optimizer(module)
+        prefixes = self.revisual_settings.vision_prefixes
+        params = []
+        for name, param in module.named_parameters():
+            if not param.requires_grad:
+                continue
+            if is_vision_param(name, prefixes):
+                raise RuntimeError(f"revisual engine: vision parameter {name} is still trainable after freezing")
+            params.append(param)
+        return build_optimizer(params, self.optimizer_config)
+
+    def optimizer_updates(self) -> int:
+        """Optimizer updates taken so far: the ``u`` of the entropy schedule (restored on resume)."""
+        taken = optimizer_updates_taken(self.optimizer)
+        if taken is not None:
+            return taken
+        if not self._warned_no_step:
+            self._warned_no_step = True
+            logger.warning(
+                "revisual engine: optimizer %s keeps no 'step' state; counting updates in this process, "
+                "so the entropy schedule restarts from 0 on resume",
+                type(self.optimizer).__name__,
+            )
+        return self._updates_without_optimizer_step
+
+    def train_batch(self, data, loss_function):
+        self._check_actor_config(loss_function)
+        schedule = self.revisual_settings.entropy_schedule
+        if schedule is None:
+            return super().train_batch(data, loss_function)
+        update = self.optimizer_updates()
+        coeff = schedule.at(update)
+        if coeff != 0.0:
+            # verl's trainer asks for entropy only when actor.entropy_coeff != 0; the schedule decides now.
+            tu.assign_non_tensor(data, calculate_entropy=True)
+        outputs = super().train_batch(data, with_entropy_coeff(loss_function, coeff))
+        self._updates_without_optimizer_step += 1
+        if self.is_mp_src_rank_with_outputs():
+            # TrainingWorker gathers these across ranks; the trainer logs them as actor/<name>.
+            outputs["metrics"]["entropy_coeff"] = coeff
+            outputs["metrics"]["entropy_schedule_update"] = float(update)
+        return outputs
+
+    def _check_actor_config(self, loss_function) -> None:
+        """verl's ``actor.freeze_vision_tower`` must not be set while this engine trains the tower."""
+        if self._checked_actor_config:
+            return
+        self._checked_actor_config = True
+        config = getattr(loss_function, "keywords", {}).get("config", None)
+        if bool(getattr(config, "freeze_vision_tower", False)) and not self.freezes_vision:
+            raise RuntimeError(
+                f"actor.freeze_vision_tower=True but this worker's {FREEZE_ENV} is unset: verl ignores the key "
+                f"and the vision tower would train. Set {FREEZE_ENV}=1 (with {VENDOR_ENV}=revisual) in "
+                "ray_kwargs.ray_init.runtime_env.env_vars"
+            )
+
+
+def make_vision_tower_fsdp1_unit(module: torch.nn.Module, prefixes, wrap_policy) -> None:
+    """Make each vision root module (e.g. ``model.visual``) an FSDP1 unit of its own.
+
+    Its blocks are units already (``_no_split_modules``), but the patch embedding and merger would
+    otherwise share the root FlatParameter with the trained embeddings, and FSDP1 without
+    ``use_orig_params`` refuses a FlatParameter that mixes frozen and trained tensors.
+    """
+    roots = vision_root_modules(module, prefixes)
+    if not roots:
+        raise ValueError(
+            f"freezing the vision tower under strategy=fsdp: no module is named by {list(prefixes)}; "
+            "set actor_rollout_ref.actor.fsdp_config.use_orig_params=True or strategy=fsdp2"
+        )
+    class_names = sorted({type(sub).__name__ for _, sub in roots})
+    wrap = wrap_policy or {}
+    if wrap.get("disable", False) or wrap.get("min_num_params", 0) > 0:
+        raise ValueError(
+            "freezing the vision tower under strategy=fsdp needs the transformer-layer wrap policy "
+            "(wrap_policy.disable=False, min_num_params=0) so the tower is its own FSDP unit; "
+            "or set actor_rollout_ref.actor.fsdp_config.use_orig_params=True, or strategy=fsdp2"
+        )
+    explicit = wrap.get("transformer_layer_cls_to_wrap", None)
+    if explicit is not None:
+        missing = [name for name in class_names if name not in list(explicit)]
+        if missing:
+            raise ValueError(
+                "freezing the vision tower under strategy=fsdp: add "
+                f"{missing} to actor_rollout_ref.actor.fsdp_config.wrap_policy.transformer_layer_cls_to_wrap"
+            )
+        return
+    # An instance attribute: only this model's wrap policy changes, not the transformers class.
+    module._no_split_modules = sorted(set(getattr(module, "_no_split_modules", None) or ()) | set(class_names))

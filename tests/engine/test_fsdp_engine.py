@@ -1,0 +1,127 @@
+"""The revisual engine inside verl's real FSDP engine code, on CPU.
+
+verl's training engines are registered for cuda/npu and use NCCL, so each run goes through a
+subprocess (engine_cpu_run.py) that registers a CPU+gloo platform through verl's platform registry
+and selects the engine through verl's engine registry (VERL_ENGINE_DEVICE=cuda, VERL_ENGINE_VENDOR=revisual).
+There FSDP2 wraps a tiny Qwen2.5-VL, and train_batch runs forward, verl's ppo_loss, backward and AdamW.
+FSDP1 needs a GPU for sync_module_states, so its part (the wrap plan) is checked in-process.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tiny_vlm import tiny_qwen25_vl
+from verl.utils.fsdp_utils import get_fsdp_wrap_policy
+
+from revisual_verl.engine.fsdp_engine import make_vision_tower_fsdp1_unit
+from revisual_verl.engine.vision_freeze import DEFAULT_VISION_PREFIXES, freeze_vision_params
+
+HERE = Path(__file__).parent
+REPO = HERE.parent.parent
+
+
+def run_engine(env: dict, *args: str) -> dict:
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("REVISUAL_")},
+        "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)]),
+        "VERL_USE_EXTERNAL_MODULES": "cpu_platform",
+        "VERL_PLATFORM": "cpu_gloo",
+        "VERL_ENGINE_DEVICE": "cuda",
+        "VERL_ENGINE_VENDOR": "revisual",
+        "OMP_NUM_THREADS": "1",
+        **env,
+    }
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "engine_cpu_run.py"), *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,  # the failure path reports stderr below
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"engine run failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_stage3_engine_freezes_tower_anneals_entropy_and_resumes():
+    env = {
+        "REVISUAL_FREEZE_VISION_TOWER": "1",
+        "REVISUAL_ENTROPY_SCHEDULE": "exponential",
+        "REVISUAL_ENTROPY_WARMUP_UPDATES": "1",
+        "REVISUAL_ENTROPY_BETA0": "0.5",
+        "REVISUAL_ENTROPY_DECAY": "0.5",
+    }
+    result = run_engine(env, "--strategy", "fsdp2", "--images", "--updates", "3", "--resume-updates", "2")
+    assert result["engine_cls"] == "RevisualFSDPEngine"
+    # Freezing: the optimizer holds no vision tensor, the tower is bit-identical, every language tensor moved.
+    assert result["vision_params"] == 30 and result["optimizer_vision_params"] == 0
+    assert result["optimizer_params"] == result["language_params"] == 27
+    assert result["vision_all_identical"] and result["language_changed"] == 27
+    assert result["vision_identical_after_resume"]
+    # Annealing: u counts optimizer updates, continues after save/load, and the loss uses the schedule.
+    updates = result["updates"]
+    assert [u["update"] for u in updates] == [0, 1, 2, 3, 4]
+    assert [u["entropy_coeff"] for u in updates] == [0.0, 0.5, 0.25, 0.125, 0.0625]
+    assert result["fresh_engine_updates"] == 0 and result["resumed_engine_updates"] == 3
+    assert updates[0]["entropy_loss"] is None  # warm-up: verl's trainer asked for no entropy, none computed
+    for u in updates[1:]:
+        assert u["entropy_loss"] > 1.0
+        assert math.isclose(u["loss"], u["pg_loss"] - u["entropy_coeff"] * u["entropy_loss"], rel_tol=1e-5)
+
+
+def test_baseline_engine_without_the_variables_trains_the_tower():
+    result = run_engine({}, "--strategy", "fsdp2", "--images", "--updates", "1")
+    assert result["engine_cls"] == "RevisualFSDPEngine"
+    assert result["optimizer_vision_params"] == result["vision_params"] == 30
+    assert result["vision_any_changed"]
+    assert result["updates"][0]["entropy_coeff"] is None  # no schedule: verl's constant coefficient
+
+
+def test_verl_freeze_key_without_the_engine_variable_fails_loudly():
+    with pytest.raises(AssertionError, match="REVISUAL_FREEZE_VISION_TOWER"):
+        run_engine({}, "--strategy", "fsdp2", "--images", "--updates", "1", "--verl-freeze-key")
+
+
+def fsdp1_units(model, prefixes_frozen: bool, isolate: bool):
+    """Which parameters each FSDP1 unit of verl's wrap policy would flatten together."""
+    if prefixes_frozen:
+        freeze_vision_params(model, DEFAULT_VISION_PREFIXES)
+    if isolate:
+        make_vision_tower_fsdp1_unit(model, DEFAULT_VISION_PREFIXES, {})
+    policy = get_fsdp_wrap_policy(model, config={})
+    wrapped = {
+        name for name, m in model.named_modules() if name and policy(module=m, recurse=False, nonwrapped_numel=0)
+    }
+    units: dict[str, list] = {}
+    for name, param in model.named_parameters():
+        parts = name.split(".")
+        owner = next((".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1) if ".".join(parts[:i]) in wrapped), "")
+        units.setdefault(owner, []).append(param.requires_grad)
+    return units
+
+
+def test_fsdp1_plan_gives_the_tower_its_own_unit():
+    units = fsdp1_units(tiny_qwen25_vl(), prefixes_frozen=True, isolate=False)
+    assert len(set(units[""])) == 2  # verl's plan alone: the root unit mixes frozen and trained tensors
+    units = fsdp1_units(tiny_qwen25_vl(), prefixes_frozen=True, isolate=True)
+    assert "model.visual" in units
+    assert all(len(set(flags)) == 1 for flags in units.values())
+    assert units["model.visual"] == [False] * len(units["model.visual"])
+
+
+def test_fsdp1_plan_errors_name_the_setting_to_change():
+    model = tiny_qwen25_vl()
+    with pytest.raises(ValueError, match="Qwen2_5_VisionTransformerPretrainedModel.*transformer_layer_cls_to_wrap"):
+        make_vision_tower_fsdp1_unit(
+            model, DEFAULT_VISION_PREFIXES, {"transformer_layer_cls_to_wrap": ["Qwen2_5_VLDecoderLayer"]}
+        )
+    with pytest.raises(ValueError, match="use_orig_params=True"):
+        make_vision_tower_fsdp1_unit(model, DEFAULT_VISION_PREFIXES, {"min_num_params": 1000})
+    with pytest.raises(ValueError, match="no module is named"):
+        make_vision_tower_fsdp1_unit(model, ("vision_tower.",), {})

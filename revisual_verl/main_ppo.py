@@ -7,9 +7,13 @@ Every override verl's ``verl.trainer.main_ppo`` accepts works here too; the plug
 import hydra
 from verl.trainer import main_ppo as verl_main_ppo
 
+from revisual_verl.engine.settings import check_trainer_config
+
 
 @hydra.main(config_path="config", config_name="revisual_ppo", version_base=None)
 def main(config):
+    # Before Ray starts: verl itself would silently ignore actor.freeze_vision_tower.
+    check_trainer_config(config)
     # verl's main is itself a hydra.main; __wrapped__ is the plain function behind it.
     verl_main_ppo.main.__wrapped__(config)
 

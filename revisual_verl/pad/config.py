@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any
 
 from revisual_verl.pad.selection import PRIORITIES, TAU_SCHEDULES
 
@@ -18,7 +18,7 @@ ROW_COUNTING_LOSS_AGG_MODES = ("seq-mean-token-sum", "seq-mean-token-mean", "seq
 @dataclasses.dataclass(frozen=True)
 class PadConfig:
     t_low: float = 0.03
-    t_high: Optional[float] = None
+    t_high: float | None = None
     rho: float = 1.0
     tau_start: float = 1.0
     tau_end: float = 0.3
@@ -52,7 +52,7 @@ class PadConfig:
             bad("grpo_impl", f"must be one of {GRPO_IMPLS}")
 
     @classmethod
-    def from_algorithm(cls, algorithm: Any) -> "PadConfig":
+    def from_algorithm(cls, algorithm: Any) -> PadConfig:
         """Read ``algorithm.pad`` from verl's algorithm section (DictConfig, dict or None)."""
         section = None
         if algorithm is not None:
@@ -60,7 +60,7 @@ class PadConfig:
         return cls.from_mapping(section or {})
 
     @classmethod
-    def from_mapping(cls, section: Mapping) -> "PadConfig":
+    def from_mapping(cls, section: Mapping) -> PadConfig:
         known = {f.name: f for f in dataclasses.fields(cls)}
         values = {}
         for key, value in dict(section).items():

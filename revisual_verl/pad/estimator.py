@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from verl.trainer.ppo import core_algos
@@ -54,8 +54,8 @@ class _Handoff:
     """Driver-local state shared between the PAD trainer and the estimator."""
 
     def __init__(self):
-        self.progress: Optional[TrainingProgress] = None
-        self.latest: Optional[PadStepResult] = None
+        self.progress: TrainingProgress | None = None
+        self.latest: PadStepResult | None = None
         self.unmanaged_calls = 0
         self.checked_root = False
 
@@ -68,7 +68,7 @@ def set_progress(step: int, total_steps: int, draw: int = 0) -> None:
     _handoff.progress = TrainingProgress(step=step, total_steps=total_steps, draw=draw)
 
 
-def pop_latest_result() -> Optional[PadStepResult]:
+def pop_latest_result() -> PadStepResult | None:
     """The selection of the last estimator call, once; None if PAD did not run since the last pop."""
     result, _handoff.latest = _handoff.latest, None
     return result

@@ -9,7 +9,7 @@ gets mean 0 and std 1. Pure torch/numpy; does not import verl.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

@@ -7,7 +7,7 @@ tested on its own. The verl adapter lives in :mod:`revisual_verl.pad.estimator`.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 
@@ -56,14 +56,14 @@ def pad_select_detailed(
     seq_adv: torch.Tensor,
     *,
     t_low: float,
-    t_high: Optional[float],
+    t_high: float | None,
     rho: float,
     tau: float,
     priority: str = "softmax",
     alpha: float = 1.5,
     replacement: bool = False,
-    valid: Optional[torch.Tensor] = None,
-    generator: Optional[torch.Generator] = None,
+    valid: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
 ) -> PadSelection:
     """Algorithm 1 of the paper; see :func:`pad_select` for the arguments."""
     if seq_adv.dim() != 1:
@@ -126,14 +126,14 @@ def pad_select(
     seq_adv: torch.Tensor,
     *,
     t_low: float,
-    t_high: Optional[float],
+    t_high: float | None,
     rho: float,
     tau: float,
     priority: str = "softmax",
     alpha: float = 1.5,
     replacement: bool = False,
-    valid: Optional[torch.Tensor] = None,
-    generator: Optional[torch.Generator] = None,
+    valid: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Select the rows PAD trains on.
 

@@ -4,7 +4,8 @@ verl's v1 trainer stores only ``advantages`` and ``returns`` after the estimator
 drops would still count in the engine's token-mean denominator (it is summed from ``loss_mask``)
 and in the policy loss mask (``response_mask``). This trainer writes both masks back for the
 selected rows, tells the estimator the step for the tau schedule, and skips the actor update of a
-step whose effective set is empty.
+step whose effective set is empty. It also logs the ``revisual`` reward's parts under ``reward/``,
+which verl 0.9.1 keeps per sample but never aggregates into training metrics.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
 from revisual_verl.pad.config import PadConfig, check_loss_agg_mode
 from revisual_verl.pad.estimator import PAD_ESTIMATOR, pop_latest_result, set_progress
+from revisual_verl.reward.metrics import reward_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -103,3 +105,24 @@ class PadSyncTrainer(PPOTrainerSync):
         metrics["pad/skipped_step"] = float(skip)
         metrics["pad/skipped_steps"] = float(self.pad_skipped_steps)
         return batch if skip else super()._update_actor(batch, metrics)
+
+    def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
+        super()._compute_metrics(batch, metrics, timing_raw, global_steps, epoch)
+        metrics.update(self._reward_extra_metrics(batch))
+
+    def _reward_extra_metrics(self, batch) -> dict:
+        """Step means of the reward manager's per-sample extra info (stored in each row's extra_fields)."""
+        keys = [key for key, tag in zip(batch.keys, batch.tags, strict=True) if not tag.get("is_padding", False)]
+        if not keys:
+            return {}
+        stored = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
+        if "extra_fields" not in stored.keys():
+            # Rows scored by a colocated reward model store their extra info as fields of their own.
+            return {}
+        per_key: dict[str, list] = {}
+        # Depending on the storage backend this is a list, a NonTensorStack or an array; list() reads all.
+        for extra in list(stored["extra_fields"]):
+            info = extra.get("reward_extra_info", {}) if isinstance(extra, dict) else {}
+            for key, value in info.items():
+                per_key.setdefault(key, []).append(value)
+        return reward_metrics(per_key)

@@ -11,7 +11,6 @@ from verl.trainer.ppo.ray_trainer import compute_advantage
 from verl.utils import tensordict_utils as tu
 from verl.utils.config import omega_conf_to_dataclass
 from verl.workers.utils.losses import ppo_loss
-from verl.workers.utils.padding import response_to_nested
 
 from revisual_verl.pad.estimator import pop_latest_result, set_progress
 
@@ -48,8 +47,13 @@ def rollout():
 def tiny_model():
     torch.manual_seed(0)
     config = Qwen2Config(
-        vocab_size=VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
+        vocab_size=VOCAB,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
     )
     return Qwen2ForCausalLM(config).float()
 
@@ -97,9 +101,9 @@ def verl_actor_loss(model, config, rollout, rows, advantages, response_mask, los
     resp_mask = nested([response_mask[i, : len(responses[i])] for i in rows])
     flat_lp = torch.cat(log_probs)
     old = []
-    for i, lp in zip(rows, log_probs):
+    for i, lp in zip(rows, log_probs, strict=True):
         r = len(responses[i])
-        old.append((lp[-r - 1 : -1].detach() + 0.05 * torch.cos(torch.arange(r, dtype=torch.float32) + i)))
+        old.append(lp[-r - 1 : -1].detach() + 0.05 * torch.cos(torch.arange(r, dtype=torch.float32) + i))
     data = TensorDict(
         {
             "prompts": nested([prompts[i] for i in rows]),
@@ -115,7 +119,7 @@ def verl_actor_loss(model, config, rollout, rows, advantages, response_mask, los
     tu.assign_non_tensor(data, dp_size=1, batch_num_tokens=num_tokens, global_batch_size=len(rows))
     loss, _ = ppo_loss(config, {"log_probs": flat_lp}, data)
     loss.backward()
-    return loss.detach(), {i: e.grad for i, e in zip(rows, embeds)}
+    return loss.detach(), {i: e.grad for i, e in zip(rows, embeds, strict=True)}
 
 
 @pytest.mark.parametrize("rho", [1.0, 0.5])
@@ -136,7 +140,9 @@ def test_masked_batch_equals_sliced_batch_and_dropped_rows_get_zero_gradient(act
     )
 
     torch.testing.assert_close(masked_loss, sliced_loss, rtol=1e-6, atol=1e-8)
-    for (name, p_masked), (_, p_sliced) in zip(masked_model.named_parameters(), sliced_model.named_parameters()):
+    for (name, p_masked), (_, p_sliced) in zip(
+        masked_model.named_parameters(), sliced_model.named_parameters(), strict=True
+    ):
         torch.testing.assert_close(p_masked.grad, p_sliced.grad, rtol=1e-5, atol=1e-8, msg=name)
     for i in all_rows:
         if keep[i]:

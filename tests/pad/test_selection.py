@@ -62,7 +62,11 @@ def test_without_replacement_indices_are_distinct_and_from_effective_set():
     seq_adv = torch.randn(500, generator=gen)
     for _ in range(20):
         picked = pad_select(seq_adv, t_low=0.2, t_high=1.5, rho=0.4, tau=0.3, generator=gen)
-        assert picked.unique().numel() == picked.numel() == min(200, int(((seq_adv.abs() >= 0.2) & (seq_adv.abs() <= 1.5)).sum()))
+        assert (
+            picked.unique().numel()
+            == picked.numel()
+            == min(200, int(((seq_adv.abs() >= 0.2) & (seq_adv.abs() <= 1.5)).sum()))
+        )
         assert bool(((seq_adv[picked].abs() >= 0.2) & (seq_adv[picked].abs() <= 1.5)).all())
 
 
@@ -176,7 +180,14 @@ def test_generator_makes_draws_reproducible():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(tau=0.0), dict(tau=float("nan")), dict(rho=-1.0), dict(t_low=-0.1), dict(t_low=0.5, t_high=0.1), dict(priority="cube")],
+    [
+        dict(tau=0.0),
+        dict(tau=float("nan")),
+        dict(rho=-1.0),
+        dict(t_low=-0.1),
+        dict(t_low=0.5, t_high=0.1),
+        dict(priority="cube"),
+    ],
 )
 def test_bad_arguments_are_refused(kwargs):
     args = dict(t_low=0.03, t_high=None, rho=1.0, tau=1.0) | kwargs

@@ -76,7 +76,12 @@ def put_step(tq, step_name, scores_per_group, lengths_seed=0):
             scores.append(torch.cat([torch.zeros(length - 1), torch.tensor([float(score)])]))
     nested = lambda ts: torch.nested.as_nested_tensor(ts, layout=torch.jagged)  # noqa: E731
     fields = tu.get_tensordict(
-        {"response_mask": nested(masks), "loss_mask": nested([m.clone() for m in masks]), "rm_scores": nested(scores), "uid": uids}
+        {
+            "response_mask": nested(masks),
+            "loss_mask": nested([m.clone() for m in masks]),
+            "rm_scores": nested(scores),
+            "uid": uids,
+        }
     )
     return tq.kv_batch_put(keys=keys, partition_id="train", fields=fields, tags=[{"is_padding": False}] * len(keys))
 
@@ -108,7 +113,9 @@ def test_writes_selection_back_to_both_masks_and_the_update_sees_it(transfer_que
     assert metrics["pad/tau"] == pytest.approx(pad_tau(50, 100))
     assert metrics["pad/rows"] == 12 and metrics["pad/selected_rows"] == 8
 
-    stored = tq.kv_batch_get(keys=batch.keys, partition_id="train", select_fields=["response_mask", "loss_mask", "advantages"])
+    stored = tq.kv_batch_get(
+        keys=batch.keys, partition_id="train", select_fields=["response_mask", "loss_mask", "advantages"]
+    )
     row_kept = [bool(stored["response_mask"][i].sum() > 0) for i in range(12)]
     assert row_kept == [False] * 4 + [True] * 8
     for i in range(12):
@@ -232,7 +239,40 @@ def test_pad_metrics_reach_verls_console_logger(transfer_queue, capsys):
     logger.log(data=aggregator.get_aggregated_metrics(), step=2)
     printed = capsys.readouterr().out
     for key in (
-        "pad/effective_fraction", "pad/selected_rows", "pad/distinct_selected_rows", "pad/abs_adv_mean_selected",
-        "pad/abs_adv_mean_all", "pad/tau", "pad/skipped_steps",
+        "pad/effective_fraction",
+        "pad/selected_rows",
+        "pad/distinct_selected_rows",
+        "pad/abs_adv_mean_selected",
+        "pad/abs_adv_mean_all",
+        "pad/tau",
+        "pad/skipped_steps",
     ):
         assert key in printed, key
+
+
+def test_reward_parts_are_logged_under_reward(transfer_queue):
+    tq = transfer_queue
+    trainer = make_trainer(tq)
+    keys = ["rw_0_0", "rw_1_0", "rw_2_0"]
+    infos = [
+        {"reward_extra_info": {"accuracy": 1.0, "length_reward": 0.5, "timed_out": False, "num_tokens": 10}},
+        {"reward_extra_info": {"accuracy": 0.0, "length_reward": 1.0, "timed_out": True, "num_tokens": 30}},
+        {"reward_extra_info": {"accuracy": 1.0, "length_reward": 0.0, "timed_out": False, "num_tokens": 20}},
+    ]
+    fields = tu.get_tensordict({"response_mask": torch.ones(3, 2, dtype=torch.long), "extra_fields": infos})
+    tags = [{"is_padding": False}, {"is_padding": False}, {"is_padding": True}]
+    batch = tq.kv_batch_put(keys=keys, partition_id="train", fields=fields, tags=tags)
+    metrics = trainer._reward_extra_metrics(batch)
+    # The padding row is left out.
+    assert metrics["reward/accuracy/mean"] == pytest.approx(0.5)
+    assert metrics["reward/length_reward/mean"] == pytest.approx(0.75)
+    assert metrics["reward/num_tokens/mean"] == pytest.approx(20.0)
+    assert metrics["reward/timeouts"] == 1.0
+
+
+def test_rows_without_extra_fields_log_no_reward_parts(transfer_queue):
+    tq = transfer_queue
+    batch = tq.kv_batch_put(
+        keys=["nx_0_0"], partition_id="train", fields=tu.get_tensordict({"response_mask": torch.ones(1, 2)}), tags=[{}]
+    )
+    assert make_trainer(tq)._reward_extra_metrics(batch) == {}

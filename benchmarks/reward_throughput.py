@@ -1,0 +1,322 @@
+"""Throughput, latency and agreement of the ``revisual`` accuracy check against verl's math_verify scorer.
+
+Generates a reproducible step batch (groups of 8 rollouts per prompt): right answers in several
+equivalent spellings, wrong answers, responses without an answer and pathological ones (repetition
+loops, 32k-character lines, deep nesting, unbalanced braces, huge numbers, code in ``\\boxed{}``), with
+lengths up to 8,192 tokens and a mean near 3,000. Both scorers score the same batch on the same cores:
+
+* revisual: the reward loop's way, every response awaited concurrently on one asyncio loop;
+* verl: ``verl.utils.reward_score.math_verify.compute_score`` from as many threads as there are cores.
+
+Latency is the compute time of one verdict: for revisual the in-process part plus the worker's service
+time (queueing for a free worker excluded); for verl the wall time of one call with no more calls in
+flight than cores. Not run in CI.
+
+    python benchmarks/reward_throughput.py            # 4,096 responses, a few minutes on 2 cores
+    python benchmarks/reward_throughput.py --n 512    # quicker
+"""
+
+import argparse
+import asyncio
+import logging
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+GROUP_SIZE = 8
+MAX_TOKENS = 8192
+
+# (ground truth, right spellings, wrong answers, weight); several spellings need the symbolic check.
+ANSWER_KINDS = [
+    ("integer", 40),
+    ("fraction", 12),
+    ("decimal", 8),
+    ("choice", 15),
+    ("radical", 8),
+    ("pi", 5),
+    ("interval", 4),
+    ("polynomial", 4),
+    ("degrees", 4),
+]
+CATEGORY_WEIGHTS = [("right", 45), ("wrong", 35), ("no_answer", 10), ("pathological", 10)]
+PATHOLOGIES = ["repetition", "long_line", "deep_nesting", "unbalanced", "huge_power", "huge_factorial", "tower", "code"]
+WORDS = (
+    "we",
+    "have",
+    "the",
+    "so",
+    "then",
+    "let",
+    "consider",
+    "note",
+    "that",
+    "therefore",
+    "thus",
+    "and",
+    "substitute",
+    "compute",
+    "check",
+    "which",
+    "gives",
+    "since",
+    "implies",
+    "equation",
+    "value",
+    "term",
+)
+
+
+@dataclass
+class Sample:
+    text: str
+    ground_truth: str
+    num_tokens: int
+    category: str
+    kind: str
+
+
+def make_problem(rng: random.Random) -> tuple[str, list[str], list[str]]:
+    kind = rng.choices([k for k, _ in ANSWER_KINDS], weights=[w for _, w in ANSWER_KINDS])[0]
+    if kind == "integer":
+        value = rng.randint(-50, 2000)
+        right, wrong = [str(value)] * 6 + [f"{value}.0", f"x = {value}"], [str(value + rng.choice([-2, -1, 1, 3, 10]))]
+    elif kind == "fraction":
+        a, b = rng.randint(1, 30), rng.randint(2, 31)
+        while a % b == 0:
+            b += 1
+        gt = f"\\frac{{{a}}}{{{b}}}"
+        right = [gt] * 4 + [f"\\dfrac{{{a}}}{{{b}}}", f"{a}/{b}"]
+        if b in (2, 4, 5, 8, 10, 20, 25):
+            right.append(str(a / b))
+        wrong = [f"\\frac{{{b}}}{{{a}}}", f"\\frac{{{a + 1}}}{{{b}}}"]
+        return kind, gt, right, wrong
+    elif kind == "decimal":
+        value = round(rng.uniform(0.1, 99.9), 1)
+        right, wrong = [str(value)] * 5 + [f"{value}0"], [str(round(value + 0.2, 1)), str(round(value * 2, 1))]
+    elif kind == "choice":
+        letter = rng.choice("ABCD")
+        right = [letter] * 5 + [f"({letter})", f"\\text{{{letter}}}", f"\\text{{({letter})}}"]
+        wrong = [c for c in "ABCD" if c != letter]
+    elif kind == "radical":
+        a, b = rng.randint(2, 9), rng.choice([2, 3, 5, 6, 7])
+        gt = f"{a}\\sqrt{{{b}}}"
+        right, wrong = (
+            [gt] * 4 + [f"{a}\\sqrt{b}", f"\\sqrt{{{a * a * b}}}"],
+            [f"{b}\\sqrt{{{a}}}", f"{a + 1}\\sqrt{{{b}}}"],
+        )
+    elif kind == "pi":
+        d = rng.choice([2, 3, 4, 6, 8, 12])
+        gt = f"\\frac{{\\pi}}{{{d}}}"
+        right, wrong = [gt] * 4 + [f"\\pi/{d}", f"\\dfrac{{\\pi}}{{{d}}}"], [f"\\frac{{\\pi}}{{{d * 2}}}", f"{d}\\pi"]
+    elif kind == "interval":
+        a, b = sorted(rng.sample(range(-10, 10), 2))
+        gt = f"({a}, {b}]"
+        right, wrong = [gt] * 4 + [f"({a},{b}]", f"\\left({a}, {b}\\right]"], [f"[{a}, {b}]", f"({a}, {b + 1}]"]
+    elif kind == "polynomial":
+        a = rng.randint(1, 9)
+        gt = f"x^2+{2 * a}x+{a * a}"
+        right, wrong = [gt] * 3 + [f"(x+{a})^2", f"x^{{2}} + {2 * a} x + {a * a}"], [f"x^2+{a}x+{a * a}", f"(x-{a})^2"]
+    else:  # degrees
+        value = rng.choice([15, 30, 36, 45, 60, 72, 90, 120, 135])
+        gt = f"{value}^\\circ"
+        right, wrong = [gt] * 3 + [f"{value}^{{\\circ}}", str(value)], [f"{180 - value}^\\circ", str(value + 15)]
+    return kind, right[0], right, wrong
+
+
+def reasoning(rng: random.Random, num_tokens: int) -> str:
+    """Filler reasoning of about ``num_tokens`` tokens: words, inline maths, intermediate results."""
+    parts, count = [], 0
+    while count < num_tokens:
+        roll = rng.random()
+        if roll < 0.08:
+            x, y = rng.randint(1, 99), rng.randint(1, 99)
+            parts.append(f"${x} + {y} = {x + y}$")
+            count += 9
+        elif roll < 0.12:
+            parts.append(f"\\frac{{{rng.randint(1, 9)}}}{{{rng.randint(2, 9)}}}")
+            count += 8
+        elif roll < 0.14:
+            parts.append("\n\n")
+            count += 1
+        else:
+            parts.append(rng.choice(WORDS))
+            count += 1
+    return " ".join(parts)
+
+
+def pathological(rng: random.Random, kind: str, ground_truth: str, sentinel: str) -> tuple[str, int]:
+    if kind == "repetition":
+        return "<think>" + "Wait, let me recompute the sum. " * 1200, MAX_TOKENS
+    if kind == "long_line":
+        return "<think>" + "".join(
+            rng.choice("0123456789+-=") for _ in range(32_000)
+        ) + f"</think>\\boxed{{{ground_truth}}}", MAX_TOKENS
+    if kind == "deep_nesting":
+        depth = rng.randint(100, 400)
+        return "<think>ok</think> \\boxed{" + "\\frac{1}{" * depth + "2" + "}{3}" * depth + "}", 8 * depth
+    if kind == "unbalanced":
+        return "<think>" + "\\left( \\frac{1}{ {x^{2" * 800 + " \\boxed{\\frac{1}{", 6000
+    if kind == "huge_power":
+        return "<think>big</think> so \\boxed{10^{10000}}", 40
+    if kind == "huge_factorial":
+        return "<think>big</think> so \\boxed{(10^{100})!}", 40
+    if kind == "tower":
+        return f"<think>big</think> so \\boxed{{{rng.randint(7, 9)}^{{9^{{9}}}}}}", 40
+    # code: if anything evaluated it, the sentinel file would appear
+    return f"<think>run</think> \\boxed{{__import__('os').system('touch {sentinel}')}}", 60
+
+
+def make_batch(n: int, seed: int, sentinel: str) -> list[Sample]:
+    rng = random.Random(seed)
+    samples: list[Sample] = []
+    while len(samples) < n:
+        kind, gt, right, wrong = make_problem(rng)
+        for _ in range(GROUP_SIZE):
+            category = rng.choices([c for c, _ in CATEGORY_WEIGHTS], weights=[w for _, w in CATEGORY_WEIGHTS])[0]
+            num_tokens = int(min(MAX_TOKENS, max(150, rng.lognormvariate(7.85, 0.55))))
+            if category == "pathological":
+                patho = rng.choice(PATHOLOGIES)
+                text, num_tokens = pathological(rng, patho, gt, sentinel)
+                samples.append(Sample(text, gt, num_tokens, category, patho))
+                continue
+            body = "<think>" + reasoning(rng, num_tokens - 20)
+            if category == "no_answer":
+                samples.append(Sample(body, gt, MAX_TOKENS if rng.random() < 0.7 else num_tokens, category, kind))
+                continue
+            answer = rng.choice(right if category == "right" else wrong)
+            text = body + f"</think>\n\nTherefore, the final answer is $\\boxed{{{answer}}}$."
+            samples.append(Sample(text, gt, num_tokens, category, kind))
+    return samples[:n]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def run_revisual(samples: list[Sample], settings) -> tuple[float, list[float], list[float], object]:
+    from revisual_verl.reward.composite import breakdown, checker_for
+
+    checker = checker_for(settings)
+
+    async def one(sample: Sample):
+        verdict = await checker.check_async(sample.text, sample.ground_truth)
+        result = breakdown(sample.text, sample.num_tokens, verdict, settings)
+        return result.accuracy, verdict.latency_s
+
+    started = time.perf_counter()
+    outcomes = await asyncio.gather(*(one(s) for s in samples))
+    elapsed = time.perf_counter() - started
+    return elapsed, [o[0] for o in outcomes], [o[1] for o in outcomes], checker
+
+
+def run_verl(samples: list[Sample], threads: int) -> tuple[float, list[float], list[float]]:
+    from verl.utils.reward_score import math_verify as verl_math_verify
+
+    def one(sample: Sample):
+        started = time.perf_counter()
+        score = verl_math_verify.compute_score(sample.text, sample.ground_truth)
+        return float(score), time.perf_counter() - started
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as executor:
+        outcomes = list(executor.map(one, samples))
+    elapsed = time.perf_counter() - started
+    return elapsed, [o[0] for o in outcomes], [o[1] for o in outcomes]
+
+
+def main(argv=None) -> int:
+    from revisual_verl.reward.accuracy import usable_cpus
+    from revisual_verl.reward.settings import RewardSettings
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=4096, help="responses in the batch (default 4096)")
+    parser.add_argument("--seed", type=int, default=0, help="batch generator seed (default 0)")
+    parser.add_argument("--timeout", type=float, default=5.0, help="revisual symbolic timeout in s (default 5)")
+    parser.add_argument("--workers", type=int, default=None, help="revisual worker processes (default: CPUs)")
+    parser.add_argument("--baseline-threads", type=int, default=None, help="threads calling verl (default: CPUs)")
+    parser.add_argument("--skip-verl", action="store_true", help="only run the revisual scorer")
+    parser.add_argument("--show-disagreements", type=int, default=5, help="print this many disagreements")
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error("--n must be >= 1")
+    logging.disable(logging.WARNING)  # both scorers log every timeout; the table reports them
+
+    cpus = usable_cpus()
+    workers = args.workers or cpus
+    sentinel = os.path.join(tempfile.mkdtemp(prefix="reward-bench-"), "code-was-evaluated")
+    samples = make_batch(args.n, args.seed, sentinel)
+    tokens = [s.num_tokens for s in samples]
+    counts = {c: sum(s.category == c for s in samples) for c, _ in CATEGORY_WEIGHTS}
+    print(
+        f"batch: {len(samples)} responses, seed {args.seed}, tokens mean {statistics.mean(tokens):.0f} "
+        f"max {max(tokens)}, {counts}; {cpus} CPUs",
+        flush=True,
+    )
+
+    settings = RewardSettings(timeout_s=args.timeout, workers=workers)
+    # Warm both pools (worker start-up, imports) so the timed runs measure scoring.
+    warm = [Sample("\\boxed{\\sqrt{2}}", "\\sqrt{2}", 5, "right", "warm")] * workers
+    asyncio.run(run_revisual(warm, settings))
+    rev_time, rev_acc, rev_lat, checker = asyncio.run(run_revisual(samples, settings))
+    timeouts = checker.counts["timeout"]
+    print(f"revisual done in {rev_time:.1f} s", flush=True)
+
+    rows = [("revisual", rev_time, rev_lat)]
+    verl_acc = None
+    if not args.skip_verl:
+        threads = args.baseline_threads or cpus
+        run_verl(warm[:threads], threads)
+        verl_time, verl_acc, verl_lat = run_verl(samples, threads)
+        rows.append((f"verl math_verify ({threads} threads)", verl_time, verl_lat))
+        print(f"verl done in {verl_time:.1f} s", flush=True)
+
+    print()
+    print(f"{'scorer':<32} {'resp/s':>9} {'p50 s':>8} {'p99 s':>8} {'max s':>8}")
+    for name, elapsed, latencies in rows:
+        print(
+            f"{name:<32} {len(samples) / elapsed:9.1f} {percentile(latencies, 50):8.4f} "
+            f"{percentile(latencies, 99):8.4f} {max(latencies):8.3f}"
+        )
+    if verl_acc is not None:
+        print(f"\nspeed-up: {rows[1][1] / rows[0][1]:.1f}x (target >= 10x)")
+        clean = [i for i, s in enumerate(samples) if s.category != "pathological"]
+        agree = sum((rev_acc[i] > 0) == (verl_acc[i] >= 1) for i in clean)
+        print(
+            f"agreement on {len(clean)} non-pathological responses: {100 * agree / len(clean):.2f}% (target >= 99.5%)"
+        )
+        for category, _ in CATEGORY_WEIGHTS:
+            idx = [i for i, s in enumerate(samples) if s.category == category]
+            if idx:
+                same = sum((rev_acc[i] > 0) == (verl_acc[i] >= 1) for i in idx)
+                print(
+                    f"  {category:<13} {same}/{len(idx)} agree; revisual accepts {sum(rev_acc[i] > 0 for i in idx)}, "
+                    f"verl accepts {sum(verl_acc[i] >= 1 for i in idx)}"
+                )
+        shown = 0
+        for i in clean:
+            if (rev_acc[i] > 0) != (verl_acc[i] >= 1) and shown < args.show_disagreements:
+                from revisual_verl.reward.extract import extract_answer
+
+                print(
+                    f"  disagreement [{samples[i].category}/{samples[i].kind}] gt={samples[i].ground_truth!r} "
+                    f"answer={extract_answer(samples[i].text)!r} tail={samples[i].text[-60:]!r} "
+                    f"revisual={rev_acc[i]} verl={verl_acc[i]}"
+                )
+                shown += 1
+    over = sum(latency > args.timeout for latency in rev_lat)
+    print(
+        f"\nrevisual: {timeouts} symbolic checks timed out and were killed; {over} responses over the "
+        f"{args.timeout:g} s timeout (target 0); max latency {max(rev_lat):.3f} s"
+    )
+    print(f"code in \\boxed{{}} evaluated: {'YES' if os.path.exists(sentinel) else 'no'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Stage 1 of ReVisual-R1: cold-start SFT on text-only long reasoning traces (verl's SFT trainer,
+# MultiTurnSFTDataset over the `messages` column), with the stage-1 settings of SPEC section 1.
+#
+#   MODEL_PATH=/models/Qwen2.5-VL-7B-Instruct bash recipes/run_stage1.sh [hydra overrides...]
+#   DRY_RUN=1 bash recipes/run_stage1.sh          # validate against the installed verl, no GPU
+#
+# Extra arguments are Hydra overrides of verl's sft_trainer_engine config and win over the defaults.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+STAGE_DIR=${STAGE_DIR:-$OUTPUT_DIR/stage1}
+# Paper: gradient accumulation 8. verl has no accumulation key: its global batch is
+# data.train_batch_size sequences, split over the data-parallel ranks into micro-batches of
+# data.micro_batch_size_per_gpu, so accumulation = train_batch_size / (ranks * micro-batch).
+SFT_MICRO_BATCH=${SFT_MICRO_BATCH:-1}
+SFT_GRAD_ACCUM=${SFT_GRAD_ACCUM:-8}
+SFT_MAX_LENGTH=${SFT_MAX_LENGTH:-32768}
+rv_require_int SFT_MICRO_BATCH "$SFT_MICRO_BATCH"
+rv_require_int SFT_GRAD_ACCUM "$SFT_GRAD_ACCUM"
+rv_require_int SFT_MAX_LENGTH "$SFT_MAX_LENGTH"
+
+rv_check_model
+TRAIN_FILES=$(rv_data_files "$COLDSTART_DIR" train required)
+VAL_FILES=$(rv_data_files "$COLDSTART_DIR" val optional)
+rv_check_gpus
+
+MODEL=$(rv_hydra_value "$MODEL_PATH")
+PROJECT=$(rv_hydra_value "$PROJECT_NAME")
+EXPERIMENT=$(rv_hydra_value "$EXPERIMENT_NAME-stage1")
+CKPT_DIR=$(rv_hydra_value "$STAGE_DIR/checkpoints")
+
+SFT_ARGS=(
+  "data.train_files=$TRAIN_FILES"
+  "data.val_files=$VAL_FILES"
+  data.messages_key=messages
+  "data.max_length=$SFT_MAX_LENGTH"
+  # Over-long traces are cut, not fatal: one bad row must not stop a multi-day run.
+  data.truncation=right
+  data.use_dynamic_bsz=False
+  "data.micro_batch_size_per_gpu=$SFT_MICRO_BATCH"
+  "data.max_token_len_per_gpu=$SFT_MAX_LENGTH"
+  "data.train_batch_size=$((SFT_MICRO_BATCH * SFT_GRAD_ACCUM * NNODES * GPUS_PER_NODE))"
+  "model.path=$MODEL"
+  model.enable_gradient_checkpointing=True
+  model.use_remove_padding=True
+  engine.dtype=bfloat16
+  optim.lr=2e-5
+  optim.lr_scheduler_type=cosine
+  optim.lr_warmup_steps_ratio=0.05
+  optim.clip_grad=1.0
+  trainer.total_epochs=5
+  trainer.save_freq=after_each_epoch
+  trainer.max_ckpt_to_keep=2
+  "trainer.nnodes=$NNODES"
+  "trainer.n_gpus_per_node=$GPUS_PER_NODE"
+  "trainer.project_name=$PROJECT"
+  "trainer.experiment_name=$EXPERIMENT"
+  "trainer.logger=[$LOGGER]"
+  "trainer.default_local_dir=$CKPT_DIR"
+)
+
+case "$SFT_LAUNCHER" in
+  torchrun)
+    if ((NNODES == 1)); then
+      LAUNCH=("$TORCHRUN" --standalone --nnodes=1 "--nproc_per_node=$GPUS_PER_NODE")
+    else
+      LAUNCH=("$TORCHRUN" "--nnodes=$NNODES" "--nproc_per_node=$GPUS_PER_NODE" "--node_rank=$NODE_RANK"
+        "--master_addr=$MASTER_ADDR" "--master_port=$MASTER_PORT")
+    fi
+    LAUNCH+=(-m verl.trainer.sft_trainer)
+    ;;
+  ray) LAUNCH=("$PYTHON" -m verl.trainer.sft_trainer_ray) ;;
+  *) rv_die "SFT_LAUNCHER must be torchrun or ray, got '$SFT_LAUNCHER'" ;;
+esac
+
+rv_run 1 "${LAUNCH[@]}" "${SFT_ARGS[@]}" "$@"

@@ -1,0 +1,67 @@
+"""What a recipe's training command means to Hydra: which config it composes and with which overrides.
+
+The shell recipes hand the dry run the exact argv they would execute, so the dry run composes
+the same config from the same overrides instead of keeping a second copy of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from collections.abc import Sequence
+
+# Entry module -> (Python package holding its Hydra configs, config name), as each module's
+# @hydra.main declares them.
+ENTRY_CONFIGS: dict[str, tuple[str, str]] = {
+    "revisual_verl.main_ppo": ("revisual_verl.config", "revisual_ppo"),
+    "verl.trainer.main_ppo": ("verl.trainer.config", "ppo_trainer"),
+    "verl.trainer.sft_trainer": ("verl.trainer.config", "sft_trainer_engine"),
+    "verl.trainer.sft_trainer_ray": ("verl.trainer.config", "sft_trainer_engine"),
+}
+
+SFT_MODULES = ("verl.trainer.sft_trainer", "verl.trainer.sft_trainer_ray")
+
+
+class CommandError(ValueError):
+    """The command cannot be dry-run (no ``-m module``, an unknown module, or a Hydra flag)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainCommand:
+    argv: tuple[str, ...]
+    module: str
+    overrides: tuple[str, ...]
+
+    @property
+    def config_module(self) -> str:
+        return ENTRY_CONFIGS[self.module][0]
+
+    @property
+    def config_name(self) -> str:
+        return ENTRY_CONFIGS[self.module][1]
+
+    @property
+    def is_sft(self) -> bool:
+        return self.module in SFT_MODULES
+
+    def shell(self) -> str:
+        """The command as one line a shell would run unchanged."""
+        return shlex.join(self.argv)
+
+
+def parse_command(argv: Sequence[str]) -> TrainCommand:
+    """Split ``[launcher ...] -m MODULE override...`` into the module and its Hydra overrides."""
+    argv = tuple(argv)
+    if "-m" not in argv[:-1]:
+        raise CommandError(
+            f"expected a command of the form '<python|torchrun> ... -m MODULE overrides...', got: {shlex.join(argv)}"
+        )
+    at = argv.index("-m")
+    module, overrides = argv[at + 1], argv[at + 2 :]
+    if module not in ENTRY_CONFIGS:
+        raise CommandError(f"cannot dry-run module {module!r}: known entry points are {', '.join(ENTRY_CONFIGS)}")
+    flags = [arg for arg in overrides if arg.startswith("-")]
+    if flags:
+        # --config-name, --cfg, -m (multirun) and friends change what Hydra does, not the config.
+        raise CommandError(f"Hydra command-line flags are not supported in a dry run: {' '.join(flags)}")
+    return TrainCommand(argv=argv, module=module, overrides=overrides)

@@ -1,0 +1,99 @@
+"""The stage-2/3 reward: weighted accuracy + format + efficient length, in [0, 1]."""
+
+import threading
+from dataclasses import asdict, dataclass
+
+from revisual_verl.reward.accuracy import AccuracyChecker, AccuracyResult
+from revisual_verl.reward.length import efficient_length_reward
+from revisual_verl.reward.response_format import format_reward
+from revisual_verl.reward.settings import RewardSettings
+
+
+@dataclass(frozen=True)
+class RewardBreakdown:
+    """The total and its parts; :meth:`extra_info` is what verl stores per sample (same keys every time)."""
+
+    score: float
+    accuracy: float
+    format: float
+    length_reward: float
+    num_tokens: int
+    timed_out: bool
+    bad_ground_truth: bool
+    symbolic: bool  # the verdict needed the symbolic parser
+
+    def extra_info(self) -> dict:
+        info = asdict(self)
+        info["timed_out"] = int(self.timed_out)
+        info["bad_ground_truth"] = int(self.bad_ground_truth)
+        info["symbolic"] = int(self.symbolic)
+        return info
+
+
+def combined_reward(accuracy: float, format_score: float, length_score: float, settings: RewardSettings) -> float:
+    """``w_acc * accuracy + w_fmt * format + w_len * length``, clipped to [0, 1]."""
+    length_part = length_score if (accuracy > 0 or not settings.length_needs_correct) else 0.0
+    total = (
+        settings.accuracy_weight * accuracy
+        + settings.format_weight * format_score
+        + settings.length_weight * length_part
+    )
+    return min(1.0, max(0.0, total))
+
+
+def breakdown(text: str, num_tokens: int, verdict: AccuracyResult, settings: RewardSettings) -> RewardBreakdown:
+    """Assemble the reward from an accuracy verdict. A timed-out check scores 0 outright."""
+    accuracy = 1.0 if verdict.correct else 0.0
+    format_score = format_reward(text)
+    length_score = efficient_length_reward(
+        num_tokens, settings.length_budget, settings.length_alpha, settings.length_delta
+    )
+    score = 0.0 if verdict.timed_out else combined_reward(accuracy, format_score, length_score, settings)
+    return RewardBreakdown(
+        score=score,
+        accuracy=accuracy,
+        format=format_score,
+        length_reward=length_score,
+        num_tokens=int(num_tokens),
+        timed_out=verdict.timed_out,
+        bad_ground_truth=verdict.bad_ground_truth,
+        symbolic=verdict.decided_by in ("symbolic", "timeout", "worker_error"),
+    )
+
+
+def revisual_reward(
+    text: str,
+    ground_truth,
+    num_tokens: int,
+    settings: RewardSettings | None = None,
+    checker: AccuracyChecker | None = None,
+) -> RewardBreakdown:
+    """The whole reward for one response (blocking; see :func:`revisual_reward_async` for asyncio callers)."""
+    settings = settings or RewardSettings()
+    checker = checker or checker_for(settings)
+    return breakdown(text, num_tokens, checker.check(text, ground_truth), settings)
+
+
+async def revisual_reward_async(
+    text: str,
+    ground_truth,
+    num_tokens: int,
+    settings: RewardSettings | None = None,
+    checker: AccuracyChecker | None = None,
+) -> RewardBreakdown:
+    settings = settings or RewardSettings()
+    checker = checker or checker_for(settings)
+    return breakdown(text, num_tokens, await checker.check_async(text, ground_truth), settings)
+
+
+_checkers: dict[tuple, AccuracyChecker] = {}
+_checkers_lock = threading.Lock()
+
+
+def checker_for(settings: RewardSettings) -> AccuracyChecker:
+    """One checker (and so one verdict cache) per distinct accuracy setting in this process."""
+    key = (settings.timeout_s, settings.workers, settings.max_answer_chars)
+    with _checkers_lock:
+        if key not in _checkers:
+            _checkers[key] = AccuracyChecker(settings.timeout_s, settings.workers, settings.max_answer_chars)
+        return _checkers[key]

@@ -1,0 +1,55 @@
+"""verl adapter: reward manager ``revisual`` in verl's reward-loop registry.
+
+Select it with ``reward.reward_manager.name=revisual``; settings come from ``reward.reward_kwargs``
+(see :class:`~revisual_verl.reward.settings.RewardSettings`). verl's ``compute_score`` (the default or a
+``reward.custom_reward_function``) is not used: the accuracy check is this plugin's own.
+"""
+
+import asyncio
+import logging
+
+from verl import DataProto
+from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
+from verl.experimental.reward_loop.reward_manager.registry import register
+
+from revisual_verl.reward.composite import breakdown, checker_for
+from revisual_verl.reward.settings import RewardSettings
+
+logger = logging.getLogger(__name__)
+
+MANAGER_NAME = "revisual"
+
+
+def settings_from_config(config) -> RewardSettings:
+    """Read ``reward.reward_kwargs`` from the trainer config (absent section = defaults)."""
+    reward = config.get("reward") if hasattr(config, "get") else None
+    kwargs = reward.get("reward_kwargs") if reward is not None else None
+    if kwargs is not None and hasattr(kwargs, "items"):
+        kwargs = {key: value for key, value in kwargs.items()}
+    return RewardSettings.from_mapping(kwargs)
+
+
+@register(MANAGER_NAME)
+class RevisualRewardManager(RewardManagerBase):
+    """Accuracy + format + efficient-length reward; response length counted from the attention mask."""
+
+    def __init__(self, config, tokenizer, compute_score=None, reward_router_address=None, reward_model_tokenizer=None):
+        super().__init__(config, tokenizer, compute_score)
+        self.settings = settings_from_config(config)
+        self.checker = checker_for(self.settings)
+
+    async def run_single(self, data: DataProto) -> dict:
+        item = data[-1:][0]  # multi-sequence outputs are scored on their last sequence, as verl's managers do
+        response_ids = item.batch["responses"]
+        response_width = response_ids.shape[-1]
+        num_tokens = int(item.batch["attention_mask"][-response_width:].sum())
+        valid_ids = response_ids[:num_tokens]
+        # The running loop, not the one captured at construction: callers may construct and score on different loops.
+        text = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: self.tokenizer.decode(valid_ids, skip_special_tokens=True)
+        )
+        reward_model = item.non_tensor_batch.get("reward_model")
+        ground_truth = reward_model.get("ground_truth") if isinstance(reward_model, dict) else None
+        verdict = await self.checker.check_async(text, ground_truth)
+        result = breakdown(text, num_tokens, verdict, self.settings)
+        return {"reward_score": result.score, "reward_extra_info": result.extra_info()}

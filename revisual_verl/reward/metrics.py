@@ -1,0 +1,36 @@
+"""Step metrics from the per-sample extra info the ``revisual`` manager returns.
+
+verl 0.9.1 stores a reward manager's extra info per sample (in the batch, the rollout dumps and the
+validation metrics) but does not aggregate it into training metrics; a trainer calls this on the step
+batch's ``non_tensor_batch`` to log them under ``reward/``.
+"""
+
+from collections.abc import Mapping, Sequence
+
+REWARD_EXTRA_KEYS = (
+    "score",
+    "accuracy",
+    "format",
+    "length_reward",
+    "num_tokens",
+    "timed_out",
+    "bad_ground_truth",
+    "symbolic",
+)
+
+
+def reward_metrics(extra_info: Mapping[str, Sequence]) -> dict[str, float]:
+    """Means of the reward parts, plus counts of timeouts and broken ground truths, keyed ``reward/...``.
+
+    Keys that are absent (another reward manager ran) are skipped, so any batch can be passed.
+    """
+    metrics: dict[str, float] = {}
+    for key in ("score", "accuracy", "format", "length_reward", "num_tokens", "symbolic"):
+        values = extra_info.get(key)
+        if values is not None and len(values):
+            metrics[f"reward/{key}/mean"] = float(sum(float(v) for v in values) / len(values))
+    for key, name in (("timed_out", "timeouts"), ("bad_ground_truth", "bad_ground_truth")):
+        values = extra_info.get(key)
+        if values is not None:
+            metrics[f"reward/{name}"] = float(sum(int(v) for v in values))
+    return metrics

@@ -1,0 +1,73 @@
+"""The reward's settings, read from ``reward.reward_kwargs`` with a clear error for a bad key or value."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class RewardSettings:
+    """Every key of ``reward.reward_kwargs`` the ``revisual`` reward manager reads.
+
+    Weights are non-negative and sum to at most 1, so the total reward lies in [0, 1].
+    """
+
+    accuracy_weight: float = 0.9
+    format_weight: float = 0.05
+    length_weight: float = 0.05
+    length_budget: int = 8192  # = the recipe's max response length
+    length_alpha: float = 0.005
+    length_delta: float = 0.5
+    length_needs_correct: bool = False  # True: the length bonus only for correct answers
+    timeout_s: float = 5.0  # hard bound on one symbolic check; the worker is killed past it
+    workers: int | None = None  # symbolic worker processes per reward process; None = its usable CPUs
+    max_answer_chars: int = 1000  # longer extracted answers score 0 without being parsed
+
+    def __post_init__(self):
+        for name in ("accuracy_weight", "format_weight", "length_weight", "length_alpha"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"reward.reward_kwargs.{name} must be >= 0, got {getattr(self, name)}")
+        total = self.accuracy_weight + self.format_weight + self.length_weight
+        if total > 1 + 1e-9:
+            raise ValueError(
+                "reward.reward_kwargs: accuracy_weight + format_weight + length_weight must be <= 1 so the reward "
+                f"stays in [0, 1], got {self.accuracy_weight} + {self.format_weight} + {self.length_weight} = {total}"
+            )
+        if self.length_budget < 1:
+            raise ValueError(f"reward.reward_kwargs.length_budget must be >= 1, got {self.length_budget}")
+        if self.timeout_s <= 0:
+            raise ValueError(f"reward.reward_kwargs.timeout_s must be > 0, got {self.timeout_s}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"reward.reward_kwargs.workers must be >= 1 or null, got {self.workers}")
+        if self.max_answer_chars < 1:
+            raise ValueError(f"reward.reward_kwargs.max_answer_chars must be >= 1, got {self.max_answer_chars}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping | None) -> "RewardSettings":
+        """Build from a plain or OmegaConf mapping; unknown keys and wrong types are errors naming the key."""
+        values = dict(values or {})
+        known = {field.name: field for field in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"unknown key(s) in reward.reward_kwargs: {unknown}; known keys: {sorted(known)}")
+        converted = {}
+        for name, value in values.items():
+            converted[name] = _coerce(name, value, cls.__dataclass_fields__[name].default)
+        return cls(**converted)
+
+
+def _coerce(name: str, value, default):
+    if value is None:
+        if name == "workers":
+            return None
+        raise ValueError(f"reward.reward_kwargs.{name} must not be null")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise TypeError(f"reward.reward_kwargs.{name} must be true or false, got {value!r}")
+        return value
+    if name in ("length_budget", "workers", "max_answer_chars"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"reward.reward_kwargs.{name} must be an integer, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"reward.reward_kwargs.{name} must be a number, got {value!r}")
+    return float(value)

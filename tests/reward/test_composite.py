@@ -1,0 +1,47 @@
+import asyncio
+
+import pytest
+
+from revisual_verl.reward.accuracy import AccuracyResult
+from revisual_verl.reward.composite import breakdown, combined_reward, revisual_reward, revisual_reward_async
+from revisual_verl.reward.settings import RewardSettings
+
+GOOD = "<think>work</think> \\boxed{12}"
+
+
+def test_default_weights_combine_the_three_parts():
+    settings = RewardSettings()
+    assert combined_reward(1.0, 1.0, 1.0, settings) == pytest.approx(1.0)
+    assert combined_reward(1.0, 0.0, 0.5, settings) == pytest.approx(0.9 + 0.05 * 0.5)
+    assert combined_reward(0.0, 1.0, 1.0, settings) == pytest.approx(0.1)
+    assert combined_reward(0.0, 0.0, 0.0, settings) == 0.0
+
+
+def test_total_stays_in_unit_interval_for_any_valid_weights():
+    for weights in [(1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.3, 0.3, 0.4), (0.2, 0.1, 0.1)]:
+        settings = RewardSettings(accuracy_weight=weights[0], format_weight=weights[1], length_weight=weights[2])
+        for parts in [(0, 0, 0), (1, 1, 1), (1, 0, 1), (0, 1, 0.5)]:
+            assert 0.0 <= combined_reward(*parts, settings) <= 1.0
+
+
+def test_length_bonus_can_require_a_correct_answer():
+    settings = RewardSettings(length_needs_correct=True)
+    assert combined_reward(0.0, 1.0, 1.0, settings) == pytest.approx(0.05)
+    assert combined_reward(1.0, 1.0, 1.0, settings) == pytest.approx(1.0)
+
+
+def test_whole_reward_for_a_response():
+    settings = RewardSettings(length_budget=1000)
+    result = revisual_reward(GOOD, "12", num_tokens=1000, settings=settings)
+    assert (result.accuracy, result.format, result.length_reward) == (1.0, 1.0, 0.5)
+    assert result.score == pytest.approx(0.9 + 0.05 + 0.05 * 0.5)
+    assert not result.timed_out and not result.symbolic
+    wrong = asyncio.run(revisual_reward_async(GOOD, "13", num_tokens=2000, settings=settings))
+    assert (wrong.accuracy, wrong.length_reward, wrong.score) == (0.0, 0.0, pytest.approx(0.05))
+
+
+def test_a_timeout_scores_zero_whatever_the_other_parts():
+    verdict = AccuracyResult(correct=False, answer="x", decided_by="timeout", latency_s=5.0)
+    result = breakdown(GOOD, 10, verdict, RewardSettings())
+    assert result.score == 0.0 and result.format == 1.0 and result.timed_out and result.symbolic
+    assert result.extra_info()["timed_out"] == 1

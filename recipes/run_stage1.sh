@@ -61,6 +61,10 @@ SFT_ARGS=(
   "trainer.default_local_dir=$CKPT_DIR"
 )
 
+# The revisual engine vendor carries the fix for verl 0.9.1's Qwen2-VL forward on batches without
+# images, which is every stage-1 batch (docs/transformers_compat.md). The launched processes inherit it.
+export VERL_ENGINE_VENDOR=${VERL_ENGINE_VENDOR:-revisual}
+
 case "$SFT_LAUNCHER" in
   torchrun)
     if ((NNODES == 1)); then

@@ -26,16 +26,14 @@ REWARD_ARGS=(
   '++reward.reward_kwargs.length_budget=${data.max_response_length}'
 )
 
-# >>> ENGINE_ARGS: entropy annealing for stage 2 (optional; the authors' scripts anneal here too).
-# Off by default (the paper anneals in stage 3); STAGE2_ENTROPY_ANNEALING=1 turns it on with Table 5's
-# schedule (docs/engine.md). Off = verl's constant entropy_coeff=0.
-ENGINE_ARGS=()
+# >>> ENGINE_ARGS: the revisual engine vendor (docs/engine.md). It carries the fix for verl 0.9.1's
+# Qwen2-VL forward on micro-batches without images (docs/transformers_compat.md), harmless on image
+# batches. Entropy annealing is off by default (the paper anneals in stage 3; the authors' scripts also
+# here): STAGE2_ENTROPY_ANNEALING=1 turns on Table 5's schedule.
+RAY_ENV=++ray_kwargs.ray_init.runtime_env.env_vars
+ENGINE_ARGS=("$RAY_ENV.VERL_ENGINE_VENDOR=\"revisual\"")
 if [[ "${STAGE2_ENTROPY_ANNEALING:-0}" == 1 ]]; then
-  RAY_ENV=++ray_kwargs.ray_init.runtime_env.env_vars
-  ENGINE_ARGS=(
-    "$RAY_ENV.VERL_ENGINE_VENDOR=\"revisual\""
-    "$RAY_ENV.REVISUAL_ENTROPY_SCHEDULE=\"exponential\""
-  )
+  ENGINE_ARGS+=("$RAY_ENV.REVISUAL_ENTROPY_SCHEDULE=\"exponential\"")
 fi
 # <<< ENGINE_ARGS
 

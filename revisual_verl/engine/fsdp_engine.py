@@ -3,7 +3,9 @@
 Selected through verl's engine registry (vendor ``revisual``, see :mod:`registration`), configured by
 the environment variables of :mod:`settings`. Three hooks of ``FSDPEngine`` are extended:
 
-- ``_build_fsdp_module``: vision parameters get ``requires_grad=False`` before FSDP wraps the model
+- ``_build_fsdp_module``: every model it builds (actor, reference, SFT model) gets the vision-output hook of
+  :mod:`vision_output_compat`, so verl's Qwen2-VL forward runs micro-batches without images. With
+  freezing on, vision parameters get ``requires_grad=False`` before FSDP wraps the model
   (after LoRA/QAT), so they never get a gradient; under FSDP1 without ``use_orig_params`` the vision
   tower is made its own FSDP unit, since a FlatParameter cannot mix frozen and trained tensors.
 - ``_build_optimizer``: only trainable parameters enter the param groups, so AdamW's decoupled
@@ -24,6 +26,7 @@ from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
 from revisual_verl.engine.annealing import optimizer_updates_taken, with_entropy_coeff
 from revisual_verl.engine.settings import FREEZE_ENV, VENDOR_ENV, EngineSettings
 from revisual_verl.engine.vision_freeze import freeze_vision_params, is_vision_param, vision_root_modules
+from revisual_verl.engine.vision_output_compat import install_vision_output_hook
 
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "WARN"))
@@ -35,6 +38,7 @@ class RevisualFSDPEngine(FSDPEngineWithLMHead):
         self.revisual_settings = EngineSettings.from_env()
         super().__init__(*args, **kwargs)
         self.frozen_vision_params: list[str] = []
+        self.vision_output_hooks: list[str] = []
         self._updates_without_optimizer_step = 0
         self._warned_no_step = False
         self._checked_actor_config = False
@@ -44,6 +48,13 @@ class RevisualFSDPEngine(FSDPEngineWithLMHead):
         return self.revisual_settings.freeze_vision_tower and not self.engine_config.forward_only
 
     def _build_fsdp_module(self, module):
+        # After verl's monkey patch and LoRA, before FSDP: names are plain and FSDP keeps the hook.
+        self.vision_output_hooks = install_vision_output_hook(module)
+        if self.vision_output_hooks and self.rank == 0:
+            logger.warning(
+                "revisual engine: vision-output hook on %s (text-only micro-batches, verl 0.9.1 + transformers 5)",
+                ", ".join(self.vision_output_hooks),
+            )
         if self.freezes_vision:
             prefixes = self.revisual_settings.vision_prefixes
             self.frozen_vision_params = freeze_vision_params(module, prefixes)

@@ -3,8 +3,9 @@
 Test support for tests/engine/test_fsdp_engine.py, run in a subprocess because verl resolves its
 platform at import: the caller sets VERL_USE_EXTERNAL_MODULES=cpu_platform, VERL_PLATFORM=cpu_gloo,
 VERL_ENGINE_VENDOR=revisual and the REVISUAL_* variables. Builds a tiny Qwen2.5-VL from a config,
-trains a few updates through verl's ppo_loss, optionally checkpoints and resumes,
-and prints one JSON object on the last line of stdout.
+trains a few updates through verl's ppo_loss on text-only and/or image batches, optionally
+checkpoints and resumes, optionally builds a forward-only reference engine the way verl's ref worker
+does, and prints one JSON object on the last line of stdout.
 """
 
 from __future__ import annotations
@@ -74,7 +75,14 @@ def rollout_batch(seed: int, images: bool, batch: int = 4, prompt_len: int = 8, 
     return data
 
 
-def build_engine(model_dir: str, strategy: str, weight_decay: float):
+def as_sft_batch(data):
+    """The rollout batch as verl's SFT trainer feeds it: a jagged loss mask (here every token) for sft_loss."""
+    ids = data["input_ids"]
+    data["loss_mask"] = torch.nested.nested_tensor_from_jagged(torch.ones_like(ids.values()), offsets=ids.offsets())
+    return data
+
+
+def build_engine(model_dir: str, strategy: str, weight_decay: float, forward_only: bool = False):
     from verl.trainer.config import CheckpointConfig
     from verl.workers.config import FSDPEngineConfig, FSDPOptimizerConfig, HFModelConfig
     from verl.workers.engine import EngineRegistry
@@ -91,6 +99,7 @@ def build_engine(model_dir: str, strategy: str, weight_decay: float):
         model_dtype="fp32",
         mixed_precision={"param_dtype": "fp32", "reduce_dtype": "fp32", "buffer_dtype": "fp32"},
         use_torch_compile=False,
+        forward_only=forward_only,  # what verl's ref worker sets (actor_rollout_ref.ref.fsdp_config)
     )
     optimizer_config = FSDPOptimizerConfig(lr=1e-2, weight_decay=weight_decay, total_training_steps=100)
     return EngineRegistry.new(
@@ -134,9 +143,20 @@ def main() -> None:
     parser.add_argument("--weight-decay", type=float, default=0.1)
     parser.add_argument("--verl-entropy-coeff", type=float, default=0.0)
     parser.add_argument("--verl-freeze-key", action="store_true")
-    parser.add_argument("--images", action="store_true", help="every prompt holds an image")
+    parser.add_argument(
+        "--batches",
+        default="image",
+        help="comma-separated kinds, cycled over the updates: 'image' (every prompt holds an image) or 'text'",
+    )
+    parser.add_argument(
+        "--loss", default="ppo", choices=["ppo", "sft"], help="verl's ppo_loss (RL stages) or sft_loss (stage 1)"
+    )
+    parser.add_argument("--ref", action="store_true", help="also run a forward-only reference engine")
     parser.add_argument("--resume-updates", type=int, default=0, help="save, rebuild, load, then train this many")
     args = parser.parse_args()
+    kinds = [kind.strip() for kind in args.batches.split(",")]
+    if not kinds or any(kind not in ("image", "text") for kind in kinds):
+        parser.error(f"--batches: expected a comma-separated list of 'image'/'text', got {args.batches!r}")
 
     dist.init_process_group("gloo", init_method=f"file://{tempfile.mktemp()}", rank=0, world_size=1)
     from revisual_verl.engine.vision_freeze import is_vision_param
@@ -148,6 +168,7 @@ def main() -> None:
         engine = build_engine(model_dir, args.strategy, args.weight_decay)
         result["engine_cls"] = type(engine).__name__
         engine.initialize()
+        result["vision_output_hooks"] = getattr(engine, "vision_output_hooks", None)
         prefixes = getattr(engine, "revisual_settings", None)
         prefixes = prefixes.vision_prefixes if prefixes else ("visual.", "model.visual.")
         optimized = {id(p) for group in engine.optimizer.param_groups for p in group["params"]}
@@ -158,22 +179,31 @@ def main() -> None:
         result["optimizer_params"] = len(optimized)
         result["vision_params"] = sum(1 for n, _ in names if is_vision_param(n, prefixes))
 
-        loss_fn = actor_loss(args.verl_entropy_coeff, args.verl_freeze_key)
+        if args.loss == "sft":
+            from verl.workers.utils.losses import sft_loss
+
+            loss_fn = partial(sft_loss, config=None)  # as verl's SFT trainer builds it
+        else:
+            loss_fn = actor_loss(args.verl_entropy_coeff, args.verl_freeze_key)
         before = snapshot(engine)
 
         def train(engine, count, seed0):
             for i in range(count):
-                data = rollout_batch(seed=seed0 + i, images=args.images)
+                images = kinds[len(result["updates"]) % len(kinds)] == "image"
+                data = rollout_batch(seed=seed0 + i, images=images)
+                if args.loss == "sft":
+                    data = as_sft_batch(data)
                 with engine.train_mode():
                     out = engine.train_batch(data, loss_function=loss_fn)
                 metrics = out["metrics"]
                 result["updates"].append(
                     {
+                        "images": images,
                         "entropy_coeff": metrics.get("entropy_coeff"),
                         "update": metrics.get("entropy_schedule_update"),
                         "loss": float(sum(out["loss"])),
                         # Metric.aggregate() sums the micro-batch parts of a globally normalised loss.
-                        "pg_loss": metrics["actor/pg_loss"].aggregate(),
+                        "pg_loss": metrics["actor/pg_loss"].aggregate() if "actor/pg_loss" in metrics else None,
                         "entropy_loss": (
                             metrics["actor/entropy_loss"].aggregate() if "actor/entropy_loss" in metrics else None
                         ),
@@ -203,8 +233,37 @@ def main() -> None:
             result["vision_identical_after_resume"] = all(
                 torch.equal(before[n], final[n]) for n in before if is_vision_param(n, prefixes)
             )
+        if args.ref:
+            result["ref"] = run_reference(model_dir, args.strategy)
     dist.destroy_process_group()
     print(json.dumps(result))
+
+
+def run_reference(model_dir: str, strategy: str) -> dict:
+    """A forward-only engine from the same registry, as verl's ref worker builds it; log-probs of each kind."""
+    from torch.distributed.fsdp import CPUOffloadPolicy
+    from verl.workers.engine.fsdp import transformer_impl
+
+    def unpinned_offload(pin_memory: bool = True) -> CPUOffloadPolicy:
+        return CPUOffloadPolicy(pin_memory=False)
+
+    ref = build_engine(model_dir, strategy, weight_decay=0.0, forward_only=True)
+    # verl offloads a forward-only FSDP2 model to pinned CPU memory; pinning needs an accelerator.
+    original = transformer_impl.CPUOffloadPolicy
+    transformer_impl.CPUOffloadPolicy = unpinned_offload
+    try:
+        ref.initialize()
+    finally:
+        transformer_impl.CPUOffloadPolicy = original
+    out = {"engine_cls": type(ref).__name__, "vision_output_hooks": getattr(ref, "vision_output_hooks", None)}
+    for kind in ("text", "image"):
+        data = rollout_batch(seed=200, images=kind == "image")
+        with ref.eval_mode():
+            log_probs = ref.infer_batch(data)["model_output"]["log_probs"]
+        values = log_probs.values() if log_probs.is_nested else log_probs
+        out[f"{kind}_log_probs_finite"] = bool(torch.isfinite(values).all())
+        out[f"{kind}_log_probs_count"] = int(values.numel())
+    return out
 
 
 if __name__ == "__main__":

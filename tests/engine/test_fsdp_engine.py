@@ -3,8 +3,9 @@
 verl's training engines are registered for cuda/npu and use NCCL, so each run goes through a
 subprocess (engine_cpu_run.py) that registers a CPU+gloo platform through verl's platform registry
 and selects the engine through verl's engine registry (VERL_ENGINE_DEVICE=cuda, VERL_ENGINE_VENDOR=revisual).
-There FSDP2 wraps a tiny Qwen2.5-VL, and train_batch runs forward, verl's ppo_loss, backward and AdamW.
-FSDP1 needs a GPU for sync_module_states, so its part (the wrap plan) is checked in-process.
+There FSDP2 wraps a tiny Qwen2.5-VL, and train_batch runs forward, verl's ppo_loss, backward and AdamW,
+on image batches and on text-only ones (which verl 0.9.1 can run only with the engine's vision-output
+hook). FSDP1 needs a GPU for sync_module_states, so its part (the wrap plan) is checked in-process.
 """
 
 import json
@@ -28,7 +29,8 @@ REPO = HERE.parent.parent
 def run_engine(env: dict, *args: str) -> dict:
     full_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("REVISUAL_")},
-        "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)]),
+        # Keeps the caller's PYTHONPATH, e.g. an overlay with another transformers version.
+        "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
         "VERL_USE_EXTERNAL_MODULES": "cpu_platform",
         "VERL_PLATFORM": "cpu_gloo",
         "VERL_ENGINE_DEVICE": "cuda",
@@ -57,8 +59,13 @@ def test_stage3_engine_freezes_tower_anneals_entropy_and_resumes():
         "REVISUAL_ENTROPY_BETA0": "0.5",
         "REVISUAL_ENTROPY_DECAY": "0.5",
     }
-    result = run_engine(env, "--strategy", "fsdp2", "--images", "--updates", "3", "--resume-updates", "2")
+    result = run_engine(
+        env, "--strategy", "fsdp2", "--batches", "text,image,text", "--updates", "3", "--resume-updates", "2", "--ref"
+    )
     assert result["engine_cls"] == "RevisualFSDPEngine"
+    # Stage 3 is text RL: text-only updates train (verl alone fails on them), mixed with an image batch.
+    assert result["vision_output_hooks"] == ["model.visual"]
+    assert [u["images"] for u in result["updates"]] == [False, True, False, False, True]
     # Freezing: the optimizer holds no vision tensor, the tower is bit-identical, every language tensor moved.
     assert result["vision_params"] == 30 and result["optimizer_vision_params"] == 0
     assert result["optimizer_params"] == result["language_params"] == 27
@@ -73,19 +80,40 @@ def test_stage3_engine_freezes_tower_anneals_entropy_and_resumes():
     for u in updates[1:]:
         assert u["entropy_loss"] > 1.0
         assert math.isclose(u["loss"], u["pg_loss"] - u["entropy_coeff"] * u["entropy_loss"], rel_tol=1e-5)
+    # The KL reference model: verl's ref worker asks the same registry, so it gets this engine and the hook.
+    ref = result["ref"]
+    assert ref["engine_cls"] == "RevisualFSDPEngine" and ref["vision_output_hooks"] == ["model.visual"]
+    assert ref["text_log_probs_finite"] and ref["image_log_probs_finite"]
+    assert ref["text_log_probs_count"] == ref["image_log_probs_count"] == 54  # 4 rows x 14 tokens, 2 padded
+
+
+def test_verls_own_engine_fails_on_a_text_only_batch():
+    # The control for the text batches above: without the revisual vendor, verl 0.9.1 + transformers 5 fail.
+    with pytest.raises(AssertionError, match="'BaseModelOutputWithPooling' object has no attribute 'mean'"):
+        run_engine({"VERL_ENGINE_VENDOR": ""}, "--strategy", "fsdp2", "--batches", "text", "--updates", "1")
+
+
+def test_stage1_sft_loss_trains_text_only_batches():
+    # verl's SFT trainer builds its model through the same engine registry, and stage 1 is text-only.
+    result = run_engine({}, "--strategy", "fsdp2", "--loss", "sft", "--batches", "text", "--updates", "2")
+    assert result["engine_cls"] == "RevisualFSDPEngine" and result["vision_output_hooks"] == ["model.visual"]
+    losses = [u["loss"] for u in result["updates"]]
+    assert all(4.0 < loss < 5.5 for loss in losses)  # about ln(128): a random tiny model's token NLL
+    assert result["language_changed"] == 27
 
 
 def test_baseline_engine_without_the_variables_trains_the_tower():
-    result = run_engine({}, "--strategy", "fsdp2", "--images", "--updates", "1")
+    result = run_engine({}, "--strategy", "fsdp2", "--batches", "text,image", "--updates", "2")
     assert result["engine_cls"] == "RevisualFSDPEngine"
     assert result["optimizer_vision_params"] == result["vision_params"] == 30
     assert result["vision_any_changed"]
+    assert all(math.isfinite(u["loss"]) for u in result["updates"])
     assert result["updates"][0]["entropy_coeff"] is None  # no schedule: verl's constant coefficient
 
 
 def test_verl_freeze_key_without_the_engine_variable_fails_loudly():
     with pytest.raises(AssertionError, match="REVISUAL_FREEZE_VISION_TOWER"):
-        run_engine({}, "--strategy", "fsdp2", "--images", "--updates", "1", "--verl-freeze-key")
+        run_engine({}, "--strategy", "fsdp2", "--batches", "image", "--updates", "1", "--verl-freeze-key")
 
 
 def fsdp1_units(model, prefixes_frozen: bool, isolate: bool):

@@ -24,7 +24,8 @@ from pathlib import Path
 prog = os.path.basename(sys.argv[0])
 argv = sys.argv[1:]
 with open(os.environ["FAKE_LOG"], "a") as log:
-    log.write(json.dumps({{"prog": prog, "argv": argv, "model_path": os.environ.get("MODEL_PATH")}}) + "\n")
+    log.write(json.dumps({{"prog": prog, "argv": argv, "model_path": os.environ.get("MODEL_PATH"),
+                          "engine_vendor": os.environ.get("VERL_ENGINE_VENDOR")}}) + "\n")
 
 if prog == "nvidia-smi":
     for i in range(int(os.environ.get("FAKE_GPUS", "8"))):
@@ -103,7 +104,8 @@ def env_for(tmp: Path, bin_dir: Path, log: Path, **extra: str) -> dict:
         **extra,
     )
     # The recipes read these; a developer's shell must not leak its own into the test.
-    for key in ("DRY_RUN", "MODEL_PATH", "STAGES", "RESUME", "STAGE_DIR", "NNODES", "GPUS_PER_NODE", "SKIP_GPU_CHECK"):
+    for key in ("DRY_RUN", "MODEL_PATH", "STAGES", "RESUME", "STAGE_DIR", "NNODES", "GPUS_PER_NODE", "SKIP_GPU_CHECK",
+                "VERL_ENGINE_VENDOR"):
         if key not in extra:
             env.pop(key, None)
     return env

@@ -316,11 +316,8 @@ def _check_plugin() -> str:
     return ", ".join(f"{k}={v}" for k, v in registered.items())
 
 
-def validate_ppo(config: DictConfig, *, require_images: bool) -> Report:
-    """Everything verl checks or converts before its first rollout, minus what needs GPUs."""
-    report = Report()
-    report.check("revisual_verl plugin loads", _check_plugin)
-
+def _resolved(report: Report, config: DictConfig) -> DictConfig | None:
+    """The config with every interpolation resolved, or None (and a failed check) when one does not."""
     resolved = None
 
     def resolve():
@@ -329,6 +326,15 @@ def validate_ppo(config: DictConfig, *, require_images: bool) -> Report:
         return "every ${...} interpolation resolves"
 
     report.check("config resolves", resolve)
+    return resolved
+
+
+def validate_ppo(config: DictConfig, *, require_images: bool) -> Report:
+    """Everything verl checks or converts before its first rollout, minus what needs GPUs."""
+    report = Report()
+    report.check("revisual_verl plugin loads", _check_plugin)
+
+    resolved = _resolved(report, config)
     if resolved is None:
         return report
 
@@ -381,14 +387,7 @@ def validate_ppo(config: DictConfig, *, require_images: bool) -> Report:
 def validate_sft(config: DictConfig) -> Report:
     """What verl's SFT trainer converts and checks in its constructor, minus the process group."""
     report = Report()
-    resolved = None
-
-    def resolve():
-        nonlocal resolved
-        resolved = OmegaConf.create(OmegaConf.to_container(config, resolve=True))
-        return "every ${...} interpolation resolves"
-
-    report.check("config resolves", resolve)
+    resolved = _resolved(report, config)
     if resolved is None:
         return report
     for key in ("engine", "optim", "checkpoint", "profiler"):

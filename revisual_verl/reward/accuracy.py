@@ -201,28 +201,32 @@ class AccuracyChecker:
             self._count("symbolic")
         return AccuracyResult(correct, answer, decided_by, in_process_s + service_s)
 
-    def check(self, text: str, ground_truth) -> AccuracyResult:
-        """Blocking verdict; safe from any thread."""
+    def _start(self, text: str, ground_truth):
+        """The in-process verdict, or what the symbolic worker must finish: (answer, future, cached, seconds)."""
         started = time.perf_counter()
         decided = self._decide_in_process(text, ground_truth)
         if isinstance(decided, AccuracyResult):
             return dataclasses.replace(decided, latency_s=time.perf_counter() - started)
         answer, gold = decided
         future, cached = self._symbolic_future(answer, gold)
-        in_process_s = time.perf_counter() - started
+        return answer, future, cached, time.perf_counter() - started
+
+    def check(self, text: str, ground_truth) -> AccuracyResult:
+        """Blocking verdict; safe from any thread."""
+        started = self._start(text, ground_truth)
+        if isinstance(started, AccuracyResult):
+            return started
+        answer, future, cached, in_process_s = started
         if future is not None:
             wait([future])  # the pool guarantees it ends within the timeout
         return self._finish(answer, future, cached, in_process_s)
 
     async def check_async(self, text: str, ground_truth) -> AccuracyResult:
         """Same verdict as :meth:`check`, awaiting the worker without blocking the event loop."""
-        started = time.perf_counter()
-        decided = self._decide_in_process(text, ground_truth)
-        if isinstance(decided, AccuracyResult):
-            return dataclasses.replace(decided, latency_s=time.perf_counter() - started)
-        answer, gold = decided
-        future, cached = self._symbolic_future(answer, gold)
-        in_process_s = time.perf_counter() - started
+        started = self._start(text, ground_truth)
+        if isinstance(started, AccuracyResult):
+            return started
+        answer, future, cached, in_process_s = started
         if future is not None:
             try:
                 await asyncio.wrap_future(future)

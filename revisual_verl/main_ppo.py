@@ -8,12 +8,18 @@ import hydra
 from verl.trainer import main_ppo as verl_main_ppo
 
 from revisual_verl.engine.settings import check_trainer_config
+from revisual_verl.pad.config import PadConfig, check_loss_agg_mode
+from revisual_verl.pad.estimator import PAD_ESTIMATOR
 
 
 @hydra.main(config_path="config", config_name="revisual_ppo", version_base=None)
 def main(config):
-    # Before Ray starts: verl itself would silently ignore actor.freeze_vision_tower.
+    # Before Ray starts: verl itself would silently ignore actor.freeze_vision_tower, and a bad PAD
+    # setting would otherwise surface only inside the trainer, after the cluster is up.
     check_trainer_config(config)
+    if config.algorithm.adv_estimator == PAD_ESTIMATOR:
+        PadConfig.from_algorithm(config.algorithm)
+        check_loss_agg_mode(config.actor_rollout_ref.actor.loss_agg_mode)
     # verl's main is itself a hydra.main; __wrapped__ is the plain function behind it.
     verl_main_ppo.main.__wrapped__(config)
 

@@ -25,3 +25,17 @@ def test_ignored_freeze_key_fails_before_ray_starts():
     assert out.returncode != 0
     assert "REVISUAL_FREEZE_VISION_TOWER" in out.stderr + out.stdout
     assert "ray init kwargs" not in out.stdout
+
+
+def test_bad_pad_setting_fails_before_ray_starts():
+    out = run_main("algorithm.pad.rho=-1")
+    assert out.returncode != 0
+    assert "algorithm.pad.rho" in out.stderr + out.stdout
+    assert "ray init kwargs" not in out.stdout
+
+
+def test_row_counting_loss_mode_fails_before_ray_starts():
+    out = run_main("actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum")
+    assert out.returncode != 0
+    assert "loss_agg_mode" in out.stderr + out.stdout
+    assert "ray init kwargs" not in out.stdout

@@ -25,19 +25,16 @@ from revisual_verl.reward.metrics import reward_metrics
 logger = logging.getLogger(__name__)
 
 PAD_TRAINER_MODE = "pad_sync"
-MASK_FIELDS = ("response_mask", "loss_mask")
 
 
-def zero_rows(mask: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
-    """A copy of ``mask`` (jagged nested or padded, [batch, *]) with the rows in ``drop`` set to 0."""
+def scale_rows(mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """A copy of ``mask`` (jagged nested or padded, [batch, *]) with row i multiplied by ``weights[i]``."""
+    weights = weights.to(mask.dtype)
     if not mask.is_nested:
-        out = mask.clone()
-        out[drop] = 0
-        return out
+        return mask * weights.view(-1, *([1] * (mask.dim() - 1)))
     offsets = mask.offsets()
-    per_token_drop = torch.repeat_interleave(drop.to(offsets.device), offsets.diff())
-    values = mask.values().masked_fill(per_token_drop, 0)
-    return torch.nested.nested_tensor_from_jagged(values, offsets)
+    per_token = torch.repeat_interleave(weights.to(offsets.device), offsets.diff())
+    return torch.nested.nested_tensor_from_jagged(mask.values() * per_token, offsets)
 
 
 @register_trainer(PAD_TRAINER_MODE)
@@ -67,6 +64,13 @@ class PadSyncTrainer(PPOTrainerSync):
     def _compute_advantage(self, batch, metrics: dict):
         if not self.pad_enabled:
             return super()._compute_advantage(batch, metrics)
+        # verl keys rows uid_session_index; index > 0 means an agent loop gave several outputs per
+        # session, which verl's GRPO groups by session and a plain estimator cannot.
+        multi = [key for key in batch.keys if not key.endswith("_0")]
+        if multi:
+            raise ValueError(
+                f"adv_estimator=pad does not support agent loops with several outputs per session (e.g. {multi[0]})"
+            )
         # global_steps counts from 1 and is restored from the checkpoint on resume.
         set_progress(self.global_steps - 1, self.total_training_steps - 1, draw=self.local_trigger_step)
         batch = super()._compute_advantage(batch, metrics)
@@ -76,18 +80,23 @@ class PadSyncTrainer(PPOTrainerSync):
         metrics.update(result.metrics)
         self._pad_skip_update = result.empty
         if not result.empty:
-            self._write_back_masks(batch, ~result.keep)
+            self._write_back_masks(batch, result.weights)
         return batch
 
-    def _write_back_masks(self, batch, drop: torch.Tensor) -> None:
-        if not bool(drop.any()):
+    def _write_back_masks(self, batch, weights: torch.Tensor) -> None:
+        """Store the selection: ``response_mask`` keeps the selected rows (the loss masks with it as a bool);
+        ``loss_mask``, whose sum is the engine's token-mean denominator, counts each row's tokens as
+        often as the row was drawn, so a draw with replacement trains exactly like a duplicated batch."""
+        if bool((weights == 1).all()):
             return
-        stored = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=list(MASK_FIELDS))
-        fields = {name: zero_rows(stored[name], drop) for name in MASK_FIELDS if name in stored.keys()}
+        stored = tq.kv_batch_get(
+            keys=batch.keys, partition_id=batch.partition_id, select_fields=["response_mask", "loss_mask"]
+        )
+        fields = {"response_mask": scale_rows(stored["response_mask"], (weights > 0).to(weights.dtype))}
+        if "loss_mask" in stored.keys():
+            fields["loss_mask"] = scale_rows(stored["loss_mask"], weights)
         tq.kv_batch_put(
-            keys=batch.keys,
-            partition_id=batch.partition_id,
-            fields=TensorDict(fields, batch_size=len(batch)),
+            keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(fields, batch_size=len(batch))
         )
 
     def _update_actor(self, batch, metrics: dict):

@@ -5,6 +5,7 @@ validation metrics) but does not aggregate it into training metrics; a trainer c
 batch's ``non_tensor_batch`` to log them under ``reward/``.
 """
 
+import math
 from collections.abc import Mapping, Sequence
 
 REWARD_EXTRA_KEYS = (
@@ -19,6 +20,20 @@ REWARD_EXTRA_KEYS = (
 )
 
 
+def _numbers(values) -> list[float]:
+    # Extra info comes from whatever reward manager ran; a value that is not a finite number (None, a
+    # string) is left out rather than allowed to crash the step after its checkpoint was saved.
+    out = []
+    for value in values if values is not None else ():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(number):
+            out.append(number)
+    return out
+
+
 def reward_metrics(extra_info: Mapping[str, Sequence]) -> dict[str, float]:
     """Means of the reward parts, plus counts of timeouts and broken ground truths, keyed ``reward/...``.
 
@@ -26,11 +41,10 @@ def reward_metrics(extra_info: Mapping[str, Sequence]) -> dict[str, float]:
     """
     metrics: dict[str, float] = {}
     for key in ("score", "accuracy", "format", "length_reward", "num_tokens", "symbolic"):
-        values = extra_info.get(key)
-        if values is not None and len(values):
-            metrics[f"reward/{key}/mean"] = float(sum(float(v) for v in values) / len(values))
+        values = _numbers(extra_info.get(key, ()))
+        if values:
+            metrics[f"reward/{key}/mean"] = sum(values) / len(values)
     for key, name in (("timed_out", "timeouts"), ("bad_ground_truth", "bad_ground_truth")):
-        values = extra_info.get(key)
-        if values is not None:
-            metrics[f"reward/{name}"] = float(sum(int(v) for v in values))
+        if key in extra_info:
+            metrics[f"reward/{name}"] = float(sum(1 for v in _numbers(extra_info[key]) if v))
     return metrics

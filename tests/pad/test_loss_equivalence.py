@@ -58,7 +58,7 @@ def tiny_model():
     return Qwen2ForCausalLM(config).float()
 
 
-def pad_selection(rollout, rho):
+def pad_selection(rollout, rho, *extra):
     prompts, responses, scores = rollout
     rows = len(responses)
     width = max(len(r) for r in responses)
@@ -71,16 +71,16 @@ def pad_selection(rollout, rho):
         non_tensor_batch={"uid": np.array([f"u{i // N}" for i in range(rows)], dtype=object)},
     )
     original_mask = mask.clone()
-    algo_root = compose_algorithm(rho)
+    algo_root = compose_algorithm(rho, *extra)
     set_progress(0, 1)
     out = compute_advantage(data, adv_estimator="pad", num_repeat=N, config=algo_root.algorithm)
-    result = pop_latest_result()
-    return out.batch["advantages"], original_mask, out.batch["response_mask"], result.keep
+    pad_selection.last_weights = pop_latest_result().weights
+    return out.batch["advantages"], original_mask, out.batch["response_mask"], pad_selection.last_weights > 0
 
 
-def compose_algorithm(rho):
+def compose_algorithm(rho, *extra):
     with initialize_config_module(config_module="revisual_verl.config", version_base=None):
-        return compose(config_name="revisual_ppo", overrides=[f"algorithm.pad.rho={rho}"])
+        return compose(config_name="revisual_ppo", overrides=[f"algorithm.pad.rho={rho}", *extra])
 
 
 def verl_actor_loss(model, config, rollout, rows, advantages, response_mask, loss_mask):
@@ -162,3 +162,26 @@ def test_without_mask_write_back_dropped_rows_dilute_the_loss(actor_config, roll
     assert not torch.allclose(diluted, exact)
     ratio = float(pad_mask.sum()) / float(original_mask.sum())
     torch.testing.assert_close(diluted, exact * ratio, rtol=1e-5, atol=1e-8)
+
+
+def test_with_replacement_the_weighted_masks_equal_the_duplicated_batch(actor_config, rollout):
+    # What pad_sync stores for a draw with replacement: response_mask 0/1, loss_mask = multiplicity,
+    # advantages scaled by it. verl's loss must then equal training on each drawn row m times.
+    _, config = actor_config
+    advantages, original_mask, pad_mask, keep = pad_selection(rollout, 1.5, "algorithm.pad.replacement=true")
+    weights = pad_selection.last_weights.long()
+    assert weights.max() > 1
+    all_rows = list(range(len(keep)))
+    loss_mask = pad_mask * weights[:, None]
+    weighted_model = tiny_model()
+    weighted_loss, _ = verl_actor_loss(weighted_model, config, rollout, all_rows, advantages, pad_mask, loss_mask)
+
+    duplicated = [i for i in all_rows for _ in range(int(weights[i]))]
+    one_draw_adv = torch.where(keep[:, None], advantages / weights.clamp(min=1)[:, None], advantages)
+    duplicated_model = tiny_model()
+    duplicated_loss, _ = verl_actor_loss(
+        duplicated_model, config, rollout, duplicated, one_draw_adv, original_mask, original_mask
+    )
+    torch.testing.assert_close(weighted_loss, duplicated_loss, rtol=1e-5, atol=1e-7)
+    for p_w, p_d in zip(weighted_model.parameters(), duplicated_model.parameters(), strict=True):
+        torch.testing.assert_close(p_w.grad, p_d.grad, rtol=1e-4, atol=1e-7)

@@ -16,7 +16,7 @@ from verl.workers.utils.padding import left_right_2_no_padding
 
 from revisual_verl.pad.estimator import pop_latest_result, set_progress
 from revisual_verl.pad.selection import pad_tau
-from revisual_verl.pad.trainer import PadSyncTrainer, zero_rows
+from revisual_verl.pad.trainer import PadSyncTrainer, scale_rows
 
 N = 4
 BASE = [
@@ -178,14 +178,46 @@ def test_other_estimators_pass_through_untouched(transfer_queue):
     assert all(int(stored["loss_mask"][i].sum()) > 0 for i in range(12))
 
 
-def test_zero_rows_on_padded_and_nested_masks():
+def test_scale_rows_on_padded_and_nested_masks():
     padded = torch.ones(3, 4, dtype=torch.long)
-    drop = torch.tensor([False, True, False])
-    assert zero_rows(padded, drop).sum(-1).tolist() == [4, 0, 4] and padded.sum() == 12
+    weights = torch.tensor([1.0, 0.0, 3.0])
+    assert scale_rows(padded, weights).sum(-1).tolist() == [4, 0, 12] and padded.sum() == 12
     nested = torch.nested.as_nested_tensor([torch.ones(2), torch.ones(3), torch.ones(1)], layout=torch.jagged)
-    out = zero_rows(nested, drop)
-    assert [int(out[i].sum()) for i in range(3)] == [2, 0, 1]
+    out = scale_rows(nested, weights)
+    assert [int(out[i].sum()) for i in range(3)] == [2, 0, 3]
     assert out.offsets().tolist() == nested.offsets().tolist()
+
+
+def test_with_replacement_loss_mask_counts_each_draw(transfer_queue):
+    tq = transfer_queue
+    trainer = make_trainer(tq, ["algorithm.pad.replacement=true", "algorithm.pad.rho=1.5"])
+    trainer.global_steps, trainer.total_training_steps = 1, 10
+    batch = put_step(tq, "s6", [[1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0]])
+    lengths = (
+        tq.kv_batch_get(keys=batch.keys, partition_id="train", select_fields=["response_mask"])["response_mask"]
+        .offsets()
+        .diff()
+    )
+    metrics = {}
+    trainer._compute_advantage(batch, metrics)
+    stored = tq.kv_batch_get(keys=batch.keys, partition_id="train", select_fields=["response_mask", "loss_mask"])
+    draws = [int(stored["loss_mask"][i].max()) if lengths[i] else 0 for i in range(12)]
+    assert sum(draws) == 18  # ceil(1.5 * 12)
+    assert max(draws) > 1 and draws[:4] == [0, 0, 0, 0]
+    for i in range(12):
+        assert int(stored["response_mask"][i].max()) == int(draws[i] > 0)
+    trainer._update_actor(batch, metrics)
+    assert trainer.actor_rollout_wg.calls[0]["batch_num_tokens"] == sum(d * int(n) for d, n in zip(draws, lengths))
+
+
+def test_several_outputs_per_session_are_refused(transfer_queue):
+    tq = transfer_queue
+    trainer = make_trainer(tq)
+    trainer.global_steps, trainer.total_training_steps = 1, 10
+    batch = put_step(tq, "s7", [[1, 0, 1, 0]])
+    batch.keys[1] = batch.keys[1][:-2] + "_1"
+    with pytest.raises(ValueError, match="several outputs per session"):
+        trainer._compute_advantage(batch, {})
 
 
 def test_legacy_trainer_path_masks_the_loss_through_verls_conversion():

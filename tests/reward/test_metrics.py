@@ -23,3 +23,13 @@ def test_means_and_counts_under_reward_prefix():
 
 def test_batches_from_other_managers_give_no_metrics():
     assert reward_metrics({"acc": [1.0]}) == {}
+
+
+def test_non_numeric_values_are_left_out_instead_of_crashing():
+    extra = {
+        "score": [1.0, None, "oops", float("nan"), 0.0],
+        "timed_out": [True, None, "x", False],
+        "accuracy": [None, None],
+    }
+    metrics = reward_metrics(extra)
+    assert metrics == {"reward/score/mean": 0.5, "reward/timeouts": 1.0}

@@ -15,6 +15,7 @@ from revisual_verl.data.rejections import (
     NOT_AN_OBJECT,
     UNKNOWN_LAYOUT,
     RowRejected,
+    quote,
 )
 
 ALPACA = "alpaca"
@@ -89,9 +90,9 @@ def sharegpt_to_messages(row: dict) -> list[dict]:
         if not isinstance(turn, dict):
             raise RowRejected(INVALID_MESSAGES, f"turn {position} is not an object")
         speaker = turn.get("from")
-        role = SHAREGPT_ROLES.get(speaker)
+        role = SHAREGPT_ROLES.get(speaker) if isinstance(speaker, str) else None
         if role is None:
-            raise RowRejected(INVALID_MESSAGES, f"turn {position} is from {speaker!r}, not a chat role")
+            raise RowRejected(INVALID_MESSAGES, f"turn {position} is from {quote(speaker)}, not a chat role")
         messages.append({"role": role, "content": _text(turn.get("value"), f"turn {position} value")})
     return messages
 
@@ -102,7 +103,9 @@ def _content_text(content, position: int) -> str:
         for part in content:
             if not (isinstance(part, dict) and part.get("type") == "text"):
                 kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise RowRejected(INVALID_MESSAGES, f"message {position} has a {kind!r} part; cold start is text only")
+                raise RowRejected(
+                    INVALID_MESSAGES, f"message {position} has a {quote(kind)} part; cold start is text only"
+                )
             texts.append(_text(part.get("text"), f"message {position} text part"))
         return "".join(texts)
     return _text(content, f"message {position} content")
@@ -117,8 +120,8 @@ def openai_to_messages(row: dict) -> list[dict]:
         if not isinstance(turn, dict):
             raise RowRejected(INVALID_MESSAGES, f"message {position} is not an object")
         role = turn.get("role")
-        if role not in CHAT_ROLES:
-            raise RowRejected(INVALID_MESSAGES, f"message {position} has role {role!r}, not one of {CHAT_ROLES}")
+        if not isinstance(role, str) or role not in CHAT_ROLES:
+            raise RowRejected(INVALID_MESSAGES, f"message {position} has role {quote(role)}, not one of {CHAT_ROLES}")
         messages.append({"role": role, "content": _content_text(turn.get("content"), position)})
     return messages
 
@@ -139,6 +142,11 @@ def check_conversation(messages: list[dict]) -> list[dict]:
         raise RowRejected(NO_ASSISTANT_TURN, "the conversation has no assistant turn to train on")
     if not any(message["role"] == "user" for message in messages):
         raise RowRejected(INVALID_MESSAGES, "the conversation has no user turn")
+    # As LLaMA-Factory requires: an assistant turn with nothing before it answers no prompt (and chat templates
+    # that read the first message cannot render the empty prompt before it).
+    opening = 1 if messages[0]["role"] == "system" else 0
+    if messages[opening]["role"] != "user":
+        raise RowRejected(INVALID_MESSAGES, "the conversation opens with an assistant turn; the user must speak first")
     return messages
 
 

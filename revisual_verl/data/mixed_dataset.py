@@ -26,9 +26,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
-logger = logging.getLogger(__name__)
+from revisual_verl.data.schemas import IMAGE_PLACEHOLDER
 
-IMAGE_PLACEHOLDER = "<image>"
+logger = logging.getLogger(__name__)
+# Rows per arrow batch when counting placeholders, to bound memory on large files.
+COUNT_BATCH_ROWS = 65_536
 
 
 def _load_file(path: str) -> datasets.Dataset:
@@ -102,7 +104,7 @@ class MixedModalRLDataset(RLHFDataset):
     def _read_files_and_tokenize(self):
         frames = [_load_file(path) for path in self.data_files]
         self.dataframe = unify_datasets(frames, [str(path) for path in self.data_files])
-        self.dataframe = self._drop_mismatched_image_rows(self.dataframe)
+        self.dataframe, images = self._drop_mismatched_image_rows(self.dataframe)
 
         total = len(self.dataframe)
         if 0 < self.max_samples < total:
@@ -112,6 +114,9 @@ class MixedModalRLDataset(RLHFDataset):
             else:
                 indices = np.arange(self.max_samples)
             self.dataframe = self.dataframe.select(indices.tolist())
+            images = images[indices]
+        # Counted on the rows kept, so the counts and the processor check below speak of the data actually used.
+        self.modality_counts = Counter({"image": int((images > 0).sum()), "text": int((images == 0).sum())})
 
         image_rows = self.modality_counts["image"]
         if image_rows and self.processor is None:
@@ -145,10 +150,14 @@ class MixedModalRLDataset(RLHFDataset):
                 "to load the data without the filter"
             ) from error
 
-    def _drop_mismatched_image_rows(self, frame: datasets.Dataset) -> datasets.Dataset:
-        if frame._indices is not None:
-            frame = frame.flatten_indices()
-        placeholders, images = placeholder_and_image_counts(frame.data.table, self.prompt_key, self.image_key)
+    def _drop_mismatched_image_rows(self, frame: datasets.Dataset) -> tuple[datasets.Dataset, np.ndarray]:
+        """The rows whose placeholders match their images, and each kept row's image count."""
+        counts = [
+            placeholder_and_image_counts(table, self.prompt_key, self.image_key)
+            for table in frame.with_format("arrow").iter(batch_size=COUNT_BATCH_ROWS)
+        ]
+        placeholders = np.concatenate([c[0] for c in counts]) if counts else np.zeros(0, dtype=np.int64)
+        images = np.concatenate([c[1] for c in counts]) if counts else np.zeros(0, dtype=np.int64)
         matched = placeholders == images
         self.dropped_rows = Counter({"image_placeholder_mismatch": int((~matched).sum())})
         if not matched.all():
@@ -159,8 +168,7 @@ class MixedModalRLDataset(RLHFDataset):
             )
             frame = frame.select(np.flatnonzero(matched).tolist())
             images = images[matched]
-        self.modality_counts = Counter({"image": int((images > 0).sum()), "text": int((images == 0).sum())})
-        return frame
+        return frame, images
 
     def split(self, num_splits: int):
         """Equal consecutive parts, like verl's ``split``, but of this class and without re-reading the files.

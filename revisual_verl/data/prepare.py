@@ -25,6 +25,7 @@ from revisual_verl.data.rejections import (
     RowRejected,
     SkipTally,
     StrictModeError,
+    unexpected_error,
 )
 from revisual_verl.data.rl_rows import REVISUAL_INSTRUCTION, RLFields, to_rl_row
 from revisual_verl.data.schemas import RL_SCHEMA, SFT_SCHEMA
@@ -93,9 +94,9 @@ class _RowConverter:
     def __call__(self, raw: RawRow) -> dict:
         if isinstance(raw.value, UnreadableRow):
             raise RowRejected(INVALID_JSON, raw.value.detail)
-        if self.options.part == "coldstart":
-            return self._coldstart(raw)
-        return self._rl(raw)
+        row = self._coldstart(raw) if self.options.part == "coldstart" else self._rl(raw)
+        _check_encodable(row)
+        return row
 
     def _coldstart(self, raw: RawRow) -> dict:
         messages, layout = coldstart.to_messages(raw.value, self.options.layout)
@@ -135,6 +136,29 @@ class _RowConverter:
         return row
 
 
+def _check_encodable(value: object) -> None:
+    """Raise for text UTF-8 cannot encode: JSON can spell a lone surrogate (``\\ud800``), which arrow would refuse
+    only when the batch holding it is written, far from the row and taking the run down with it."""
+    if isinstance(value, str):
+        value.encode("utf-8")
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_encodable(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_encodable(item)
+
+
+def convert_or_reject(converter, raw: RawRow) -> dict:
+    """The converted row; any exception no check anticipated becomes a ``conversion_error`` rejection."""
+    try:
+        return converter(raw)
+    except RowRejected:
+        raise
+    except Exception as error:  # noqa: BLE001  one odd row must not end a run of hours; it is reported instead
+        raise unexpected_error(error) from error
+
+
 class _ProgressBars:
     """One bar per input, in rows where the reader knows its row count, else in bytes."""
 
@@ -154,7 +178,8 @@ class _ProgressBars:
             unit=progress.unit if progress.unit == "B" else " rows",
             unit_scale=progress.unit == "B",
             desc=Path(reader.path).name,
-            disable=False if self.enabled else (None if self.enabled is None else True),
+            # None lets tqdm show the bar on a terminal only.
+            disable=None if self.enabled is None else not self.enabled,
             dynamic_ncols=True,
         )
 
@@ -215,7 +240,7 @@ def prepare(options: PrepareOptions) -> dict:
             rows_read += 1
             bars.tick()
             try:
-                row = converter(raw)
+                row = convert_or_reject(converter, raw)
             except RowRejected as rejection:
                 if options.strict:
                     raise StrictModeError(raw.index, raw.source, rejection) from None

@@ -1,13 +1,16 @@
 """Stream raw rows out of local copies: parquet, a JSON array, JSONL, or a ``datasets`` directory saved to disk.
 
 Every reader yields rows one at a time and holds at most one batch (parquet, arrow) or one buffer (JSON) in
-memory, so memory stays flat in the size of the input. A row that is not valid JSON in a JSONL file is handed
-on as :class:`UnreadableRow`, so it is reported like any other bad row; a JSON array that breaks mid-way
-cannot be resynchronised and raises :class:`InputFormatError` naming the offset.
+memory, so memory stays flat in the size of the input. A row that is not valid JSON in a JSONL file (or nests
+too deeply, or holds an integer beyond Python's digit limit) is handed on as :class:`UnreadableRow`, so it is
+reported like any other bad row; so is an array element with such an integer. A JSON array that breaks mid-way,
+or whose element nests too deeply to find its end, cannot be resynchronised and raises :class:`InputFormatError`
+naming the offset; so does a file that is not UTF-8, or that its library cannot read.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import os
@@ -16,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
+
+from revisual_verl.data.rejections import truncate
 
 PARQUET_BATCH_ROWS = 128
 JSON_CHUNK_CHARS = 1 << 20
@@ -63,11 +68,8 @@ class JsonArrayReader:
         self.progress = Progress("B", path.stat().st_size)
 
     def __iter__(self) -> Iterator[object]:
-        decoder = json.JSONDecoder()
         with open(self.path, "rb") as raw:
-            counted = _CountingReader(raw, self.progress)
-            text = io.TextIOWrapper(counted, encoding="utf-8-sig")
-            buffer = _TextBuffer(text, self.chunk_chars)
+            buffer = _TextBuffer(raw, self.progress, self.chunk_chars, self.path)
             buffer.skip_whitespace()
             if buffer.peek() != "[":
                 raise InputFormatError(f"{self.path}: expected a JSON array starting with '['")
@@ -77,7 +79,7 @@ class JsonArrayReader:
                 buffer.skip_whitespace()
                 if buffer.peek() == "]" and element == 0:
                     break
-                value = self._decode_one(decoder, buffer, element)
+                value = self._decode_one(buffer, element)
                 yield value
                 element += 1
                 buffer.skip_whitespace()
@@ -98,7 +100,8 @@ class JsonArrayReader:
                     f"{self.path}: unexpected data after the closing ']' at character {buffer.offset}"
                 )
 
-    def _decode_one(self, decoder: json.JSONDecoder, buffer: _TextBuffer, element: int) -> object:
+    def _decode_one(self, buffer: _TextBuffer, element: int) -> object:
+        decoder, refused = _DECODER, None
         while True:
             try:
                 value, end = decoder.raw_decode(buffer.text, buffer.pos)
@@ -113,36 +116,50 @@ class JsonArrayReader:
                     ) from None
                 buffer.read_more(max(self.chunk_chars, pending))
                 continue
+            except RecursionError:
+                # Finding the element's end would take the parse that just failed, so there is no safe resync.
+                raise InputFormatError(
+                    f"{self.path}: element {element} starting at character {buffer.offset} is nested too deeply "
+                    "to decode; the rest of the array cannot be read past it"
+                ) from None
+            except ValueError as error:
+                # Valid JSON that Python will not build: an integer beyond its digit limit. Parsing again with
+                # integers left as text finds where the element ends, so it is reported and reading goes on.
+                if decoder is _INTS_AS_TEXT:
+                    raise InputFormatError(
+                        f"{self.path}: element {element} starting at character {buffer.offset} cannot be decoded "
+                        f"({error})"
+                    ) from None
+                decoder = _INTS_AS_TEXT
+                refused = f"element {element} at character {buffer.offset}: {error}"
+                continue
             # A number that ends exactly at the buffer end may continue in the next chunk.
             if end == len(buffer.text) and not buffer.at_eof:
                 buffer.read_more(self.chunk_chars)
                 continue
             buffer.advance(end - buffer.pos)
-            return value
+            return value if refused is None else UnreadableRow(refused)
 
 
-class _CountingReader(io.RawIOBase):
-    """Counts the bytes the text decoder pulls, for a byte-based progress bar."""
-
-    def __init__(self, raw, progress: Progress):
-        self._raw = raw
-        self._progress = progress
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        count = self._raw.readinto(buffer)
-        self._progress.done += count or 0
-        return count
+_DECODER = json.JSONDecoder()
+_INTS_AS_TEXT = json.JSONDecoder(parse_int=str)
 
 
 class _TextBuffer:
-    """A sliding window over a text stream; drops consumed text so the window never outgrows one value."""
+    """A sliding window over a UTF-8 file; drops consumed text so the window never outgrows one value.
 
-    def __init__(self, stream: io.TextIOBase, chunk_chars: int):
-        self._stream = stream
+    It decodes the bytes itself, rather than through ``io.TextIOWrapper``, to count them for the progress bar and
+    to name the byte where a file stops being UTF-8.
+    """
+
+    def __init__(self, raw: io.BufferedIOBase, progress: Progress, chunk_chars: int, path: Path):
+        self._raw = raw
+        self._progress = progress
         self._chunk_chars = chunk_chars
+        self._path = path
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._bytes_decoded = 0
+        self._at_start = True
         self.text = ""
         self.pos = 0
         self._dropped = 0
@@ -157,10 +174,26 @@ class _TextBuffer:
             self._dropped += self.pos
             self.text = self.text[self.pos :]
             self.pos = 0
-        chunk = self._stream.read(chars)
-        if not chunk:
-            self.at_eof = True
+        # At least one character or the end of the file, however the chunk splits a multi-byte character.
+        chunk = ""
+        while not chunk and not self.at_eof:
+            chunk = self._decode(self._raw.read(max(chars, 4)))
         self.text += chunk
+
+    def _decode(self, data: bytes) -> str:
+        self._progress.done += len(data)
+        carried = len(self._decoder.getstate()[0])
+        try:
+            chunk = self._decoder.decode(data, final=not data)
+        except UnicodeDecodeError as error:
+            byte = self._bytes_decoded - carried + error.start
+            raise InputFormatError(f"{self._path}: not UTF-8 at byte {byte} ({error.reason})") from None
+        self._bytes_decoded += len(data)
+        self.at_eof = not data
+        if self._at_start and chunk:
+            self._at_start = False
+            chunk = chunk.removeprefix("\ufeff")
+        return chunk
 
     def peek(self) -> str:
         if self.pos >= len(self.text) and not self.at_eof:
@@ -193,9 +226,13 @@ class JsonLinesReader:
                 if not line.strip():
                     continue
                 try:
-                    yield json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                    yield UnreadableRow(f"line {line_number}: {error}")
+                    value = json.loads(line)
+                except RecursionError:
+                    value = UnreadableRow(f"line {line_number}: nested too deeply to decode")
+                except ValueError as error:
+                    # Also undecodable UTF-8 and integers beyond Python's digit limit, both ValueErrors.
+                    value = UnreadableRow(truncate(f"line {line_number}: {error}"))
+                yield value
 
 
 class ParquetReader:
@@ -293,15 +330,39 @@ def open_reader(path: Path, split: str | None = None):
     raise InputFormatError(f"{path}: unsupported input format {suffix!r} (use parquet, json, jsonl or a saved dataset)")
 
 
+def _read_error(path: Path, error: Exception) -> InputFormatError:
+    return InputFormatError(truncate(f"{path}: cannot be read ({type(error).__name__}: {str(error).strip()})", 1000))
+
+
+def _values(path: Path, reader) -> Iterator[object]:
+    """The reader's values; a library's error on a corrupt file (pyarrow, datasets, the OS) names the file."""
+    values = iter(reader)
+    while True:
+        try:
+            value = next(values)
+        except StopIteration:
+            return
+        except InputFormatError:
+            raise
+        except Exception as error:  # noqa: BLE001  whatever a corrupt input makes its library raise
+            raise _read_error(path, error) from error
+        yield value
+
+
 def iter_raw_rows(paths: list[Path], split: str | None = None, limit: int | None = None, on_reader=None):
     """Rows of every input in order, numbered across inputs; ``on_reader`` sees each reader as it opens."""
     index = 0
     for path in paths:
-        reader = open_reader(path, split)
+        try:
+            reader = open_reader(path, split)
+        except InputFormatError:
+            raise
+        except Exception as error:  # noqa: BLE001  as in _values
+            raise _read_error(path, error) from error
         if on_reader is not None:
             on_reader(reader)
         base_dir = path if path.is_dir() else path.parent
-        for value in reader:
+        for value in _values(path, reader):
             if limit is not None and index >= limit:
                 return
             yield RawRow(index=index, source=str(path), value=value, base_dir=base_dir)

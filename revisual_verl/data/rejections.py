@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -18,6 +19,8 @@ CONVERSATION_TOO_LONG = "conversation_too_long"
 UNKNOWN_LAYOUT = "unknown_layout"
 INVALID_MESSAGES = "invalid_messages"
 NO_ASSISTANT_TURN = "no_assistant_turn"
+# Anything else a row's conversion raised: a backstop so one odd row never ends a long run.
+CONVERSION_ERROR = "conversion_error"
 
 REASONS = (
     INVALID_JSON,
@@ -32,7 +35,40 @@ REASONS = (
     UNKNOWN_LAYOUT,
     INVALID_MESSAGES,
     NO_ASSISTANT_TURN,
+    CONVERSION_ERROR,
 )
+
+MAX_DETAIL_CHARS = 300
+
+
+def decimal_digits(number: int) -> int:
+    """About how many decimal digits ``number`` has, without the (quadratic, size-limited) conversion to text."""
+    return int(abs(number).bit_length() * 0.30103) + 1
+
+
+class _Glimpse(reprlib.Repr):
+    """``reprlib`` bounds size and depth; it still converts a whole int to text, which fails past 4300 digits."""
+
+    def repr_int(self, number, level):
+        if decimal_digits(number) > self.maxother:
+            return f"<int of about {decimal_digits(number)} digits>"
+        return super().repr_int(number, level)
+
+
+# Row values are untrusted and may be huge or deeply nested; a detail quotes only a bounded glimpse of them.
+_glimpse = _Glimpse()
+_glimpse.maxlevel = 2
+_glimpse.maxstring = 60
+_glimpse.maxother = 60
+
+
+def quote(value: object) -> str:
+    """A short, bounded ``repr`` of an untrusted value, for a rejection's detail."""
+    return _glimpse.repr(value)
+
+
+def truncate(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class RowRejected(Exception):
@@ -42,6 +78,11 @@ class RowRejected(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+def unexpected_error(error: BaseException) -> RowRejected:
+    """The rejection recorded for an exception no check anticipated: its type and (truncated) message."""
+    return RowRejected(CONVERSION_ERROR, truncate(f"{type(error).__name__}: {error}"))
 
 
 class StrictModeError(Exception):
@@ -65,7 +106,8 @@ class SkipTally:
     def add(self, index: int, source: str, rejection: RowRejected) -> None:
         self.by_reason[rejection.reason] += 1
         if len(self.rows) < self.max_listed:
-            self.rows.append({"index": index, "input": source, "reason": rejection.reason, "detail": rejection.detail})
+            detail = truncate(rejection.detail)
+            self.rows.append({"index": index, "input": source, "reason": rejection.reason, "detail": detail})
 
     @property
     def total(self) -> int:

@@ -23,9 +23,11 @@ from revisual_verl.data.rejections import (
     NOT_AN_OBJECT,
     UNDECODABLE_IMAGE,
     RowRejected,
+    decimal_digits,
+    quote,
 )
+from revisual_verl.data.schemas import IMAGE_PLACEHOLDER
 
-IMAGE_PLACEHOLDER = "<image>"
 # The instruction ReVisual-R1 trains and evaluates with (EasyR1's math prompt).
 REVISUAL_INSTRUCTION = (
     "You FIRST think about the reasoning process as an internal monologue and then provide the final answer. "
@@ -34,6 +36,9 @@ REVISUAL_INSTRUCTION = (
 PROBLEM_SLOT = "{problem}"
 # qwen_vl_utils refuses images whose sides differ by more than this factor, which would fail a rollout.
 MAX_IMAGE_ASPECT_RATIO = 200
+# An integer answer longer than this is no answer a model can be graded on; it is also where Python stops
+# converting integers to text (4300 digits by default), so a cap well below that keeps the conversion safe.
+MAX_ANSWER_DIGITS = 1000
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,11 @@ def ground_truth(answer: object) -> str:
         raise RowRejected(INVALID_ANSWER, f"the answer is {type(answer).__name__}, expected text or a number")
     if isinstance(answer, float) and not math.isfinite(answer):
         raise RowRejected(INVALID_ANSWER, f"the answer is {answer}")
+    if isinstance(answer, int) and decimal_digits(answer) > MAX_ANSWER_DIGITS:
+        raise RowRejected(
+            INVALID_ANSWER,
+            f"the answer is an integer of about {decimal_digits(answer)} digits, over {MAX_ANSWER_DIGITS}",
+        )
     return answer.strip() if isinstance(answer, str) else str(answer)
 
 
@@ -77,13 +87,21 @@ def image_bytes(image: object, position: int, base_dir: Path) -> tuple[bytes, st
     if not isinstance(image, dict):
         raise RowRejected(UNDECODABLE_IMAGE, f"image {position} is {type(image).__name__}, expected {{bytes, path}}")
     data, path = image.get("bytes"), image.get("path")
+    # Checked before use: bytes(int) would allocate that many zero bytes, and a non-text path fails only when the
+    # parquet is written, far from the row.
+    if data is not None and not isinstance(data, bytes | bytearray):
+        raise RowRejected(UNDECODABLE_IMAGE, f"image {position} bytes are {quote(data)}, expected binary data")
+    if path is not None and not isinstance(path, str):
+        raise RowRejected(UNDECODABLE_IMAGE, f"image {position} path is {quote(path)}, expected text")
     if data:
         return bytes(data), path
     if path:
         candidate = Path(path) if Path(path).is_absolute() else base_dir / path
         if candidate.is_file():
             return candidate.read_bytes(), path
-    raise RowRejected(UNDECODABLE_IMAGE, f"image {position} has no bytes and its path {path!r} is not a local file")
+    raise RowRejected(
+        UNDECODABLE_IMAGE, f"image {position} has no bytes and its path {quote(path)} is not a local file"
+    )
 
 
 def check_image(data: bytes, position: int) -> None:

@@ -6,6 +6,9 @@ differ (an all-null ``path`` column, say, is typed ``null`` when inferred).
 
 import pyarrow as pa
 
+# One per image in the prompt's text; verl pairs each with the row's images in order.
+IMAGE_PLACEHOLDER = "<image>"
+
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 

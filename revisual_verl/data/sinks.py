@@ -51,9 +51,24 @@ class ParquetSink:
             name = f"{self.prefix}-{len(self.files):05d}.parquet" if self.shard_rows else f"{self.prefix}.parquet"
             self._writer = pq.ParquetWriter(self.directory / name, self.schema, compression=COMPRESSION)
             self.files.append(name)
-        self._writer.write_batch(pa.RecordBatch.from_pylist(self._pending, schema=self.schema))
+        try:
+            batch = pa.RecordBatch.from_pylist(self._pending, schema=self.schema)
+        except (pa.ArrowException, TypeError, ValueError) as error:
+            raise ValueError(
+                f"{self.prefix} row {self._first_unwritable()} does not fit the schema: {error}"
+            ) from error
+        self._writer.write_batch(batch)
         self._pending = []
         self._pending_bytes = 0
+
+    def _first_unwritable(self) -> object:
+        """The input index of the first pending row arrow refuses, to name it in the error."""
+        for row in self._pending:
+            try:
+                pa.RecordBatch.from_pylist([row], schema=self.schema)
+            except (pa.ArrowException, TypeError, ValueError):
+                return row.get("extra_info", {}).get("index")
+        return None
 
     def write(self, row: dict) -> None:
         self._pending.append(row)

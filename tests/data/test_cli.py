@@ -1,8 +1,10 @@
 import json
+import re
 import subprocess
 import sys
 
 import datasets
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers.raw_grammar import (
@@ -12,8 +14,13 @@ from helpers.raw_grammar import (
     coldstart_rows,
     good_mmrl_rows,
     good_textrl_rows,
+    hostile_coldstart_rows,
+    hostile_image_rows,
+    hostile_json_lines,
+    png_bytes,
     write_json_array,
     write_jsonl,
+    write_jsonl_bytes,
     write_parquet,
 )
 
@@ -79,6 +86,117 @@ def test_textrl_bad_row_corpus_from_jsonl_including_a_broken_line(tmp_path):
     report, train, val = read_rows(tmp_path / "out")
     check_corpus(report, train, val, expected, good_indices)
     assert all(row["images"] == [] for row in train + val)
+
+
+def test_hostile_jsonl_lines_are_skipped_as_invalid_json(tmp_path):
+    rows, expected, good_indices = interleave(good_textrl_rows(6), hostile_json_lines())
+    lines = [row if isinstance(row, bytes) else json.dumps(row).encode() for row in rows]
+    source = write_jsonl_bytes(tmp_path / "textrl.jsonl", lines)
+    assert run("textrl", source, tmp_path / "out", "--val-size", "1") == 0
+    report, train, val = read_rows(tmp_path / "out")
+    check_corpus(report, train, val, expected, good_indices)
+    details = [row["detail"] for row in report["skipped"]["rows"]]
+    assert "nested too deeply" in details[0] and "digits" in details[1] and "utf-8" in details[2]
+
+
+def test_a_json_array_element_with_a_huge_integer_is_skipped_and_reading_goes_on(tmp_path):
+    good = [json.dumps(row) for row in good_textrl_rows(4)]
+    huge = '{"problem": "Big?", "answer": ' + "7" * 5000 + "}"
+    source = tmp_path / "textrl.json"
+    source.write_text("[" + ", ".join([good[0], good[1], huge, good[2], good[3]]) + "]", encoding="utf-8")
+    assert run("textrl", source, tmp_path / "out", "--val-size", "1") == 0
+    report, train, val = read_rows(tmp_path / "out")
+    check_corpus(report, train, val, {2: "invalid_json"}, [0, 1, 3, 4])
+    assert "element 2" in report["skipped"]["rows"][0]["detail"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b'[{"problem": "p", "answer": "1"}, ' + b"[" * 5000 + b"]" * 5000 + b"]", "element 1 .* nested too deeply"),
+        (b'[{"problem": "p", "answer": "1"}, {"problem": "\xff", "answer": "1"}]', "not UTF-8 at byte 47"),
+    ],
+)
+def test_a_json_array_that_cannot_be_read_on_stops_with_an_error_naming_file_and_place(
+    tmp_path, capsys, content, message
+):
+    source = tmp_path / "rows.json"
+    source.write_bytes(content)
+    assert run("textrl", source, tmp_path / "out") == 1
+    error = capsys.readouterr().err
+    assert str(source) in error
+    assert re.search(message, error), error
+
+
+def test_a_corrupt_parquet_is_an_error_naming_the_file(tmp_path, capsys):
+    source = tmp_path / "corrupt.parquet"
+    source.write_bytes(b"PAR1" + b"\x00" * 100 + b"PAR1")
+    assert run("mmrl", source, tmp_path / "out") == 1
+    error = capsys.readouterr().err
+    assert f"{source}: cannot be read" in error and "thrift" in error
+
+
+def test_image_fields_of_the_wrong_type_are_skipped(tmp_path):
+    (tmp_path / "img").mkdir()
+    for number in range(4):
+        (tmp_path / "img" / f"{number}.png").write_bytes(png_bytes(20 + number, 20))
+    good = [
+        {"problem": f"<image> Shape {n}?", "answer": str(n), "images": [{"bytes": None, "path": f"img/{n}.png"}]}
+        for n in range(4)
+    ]
+    rows, expected, good_indices = interleave(good, hostile_image_rows("img/0.png"))
+    source = write_jsonl(tmp_path / "mmrl.jsonl", rows)
+    assert run("mmrl", source, tmp_path / "out", "--val-size", "1") == 0
+    report, train, val = read_rows(tmp_path / "out")
+    check_corpus(report, train, val, expected, good_indices)
+
+
+def test_a_non_text_image_path_beside_good_bytes_is_skipped_naming_the_row(tmp_path):
+    source = tmp_path / "shards"
+    source.mkdir()
+    write_parquet(source / "a.parquet", good_mmrl_rows(3))
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.int64())])
+    odd = pa.table(
+        {
+            "problem": ["<image> Count.", "<image> Count again."],
+            "answer": ["1", "2"],
+            "images": pa.array(
+                [[{"bytes": png_bytes(), "path": 5}], [{"bytes": png_bytes(), "path": None}]], pa.list_(image)
+            ),
+        }
+    )
+    pq.write_table(odd, source / "b.parquet")
+    assert run("mmrl", source, tmp_path / "out", "--val-size", "1") == 0
+    report, train, val = read_rows(tmp_path / "out")
+    check_corpus(report, train, val, {3: "undecodable_image"}, [0, 1, 2, 4])
+    assert report["skipped"]["rows"][0]["input"] == str(source / "b.parquet")
+    assert "path is 5" in report["skipped"]["rows"][0]["detail"]
+
+
+def test_hostile_coldstart_rows_are_skipped_also_under_a_token_limit(tmp_path, tiny_tokenizer_dir):
+    rows, expected, good_indices = interleave(coldstart_rows(), hostile_coldstart_rows())
+    source = write_jsonl(tmp_path / "cold.jsonl", rows)
+    flags = ["--tokenizer", str(tiny_tokenizer_dir), "--max-prompt-tokens", "100000", "--val-size", "1"]
+    assert run("coldstart", source, tmp_path / "out", *flags) == 0
+    report, train, val = read_rows(tmp_path / "out")
+    check_corpus(report, train, val, expected, good_indices)
+
+
+def test_an_unexpected_error_in_one_row_becomes_a_conversion_error(tmp_path, capsys):
+    # JSON can spell a lone surrogate, which no check looks for and UTF-8 cannot encode.
+    rows = good_textrl_rows(3)
+    lines = [json.dumps(row) for row in rows]
+    lines.insert(1, '{"problem": "What is \\ud800?", "answer": "1"}')
+    source = tmp_path / "textrl.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert run("textrl", source, tmp_path / "out", "--val-size", "1") == 0
+    report, train, val = read_rows(tmp_path / "out")
+    check_corpus(report, train, val, {1: "conversion_error"}, [0, 2, 3])
+    assert report["skipped"]["rows"][0]["detail"].startswith("UnicodeEncodeError: ")
+
+    assert run("textrl", source, tmp_path / "strict", "--strict") == 1
+    error = capsys.readouterr().err
+    assert f"row 1 of {source} rejected (conversion_error): UnicodeEncodeError" in error
 
 
 def test_coldstart_bad_row_corpus_and_layout_counts(tmp_path):

@@ -1,5 +1,5 @@
 import pytest
-from helpers.raw_grammar import bad_coldstart_rows, coldstart_rows
+from helpers.raw_grammar import bad_coldstart_rows, coldstart_rows, hostile_coldstart_rows
 
 from revisual_verl.data.coldstart import detect_layout, has_think_trace, to_messages
 from revisual_verl.data.rejections import RowRejected
@@ -28,7 +28,7 @@ def test_each_layout_is_detected_and_converted():
     assert not has_think_trace(text_parts)
 
 
-@pytest.mark.parametrize("row, reason", bad_coldstart_rows())
+@pytest.mark.parametrize("row, reason", bad_coldstart_rows() + hostile_coldstart_rows())
 def test_bad_rows_are_rejected_with_their_reason(row, reason):
     with pytest.raises(RowRejected) as caught:
         to_messages(row)

@@ -181,3 +181,23 @@ def test_files_with_differing_schemas_are_unified_and_bad_rows_dropped(
     parts = dataset.split(3)
     assert [type(part) for part in parts] == [MixedModalRLDataset] * 3
     assert [part[0]["data_source"] for part in parts] == ["a", "b", "c"]
+
+
+def test_modality_counts_and_the_processor_check_see_only_the_max_samples_subset(
+    prepared_samples, image_data_config, tiny_tokenizer, tiny_qwen2_vl_processor
+):
+    files = [str(prepared_samples["textrl"] / "train.parquet"), str(prepared_samples["mmrl"] / "train.parquet")]
+    # Unshuffled, the first five rows are text rows; the image rows behind them are never used, need no processor.
+    image_data_config.shuffle = False
+    dataset = MixedModalRLDataset(list(files), tiny_tokenizer, image_data_config, processor=None, max_samples=5)
+    assert len(dataset) == 5 and dataset.modality_counts == {"image": 0, "text": 5}
+
+    image_data_config.shuffle, image_data_config.seed = True, 3
+    with pytest.raises(ValueError, match=r"^(\d+) rows .* carry images") as caught:
+        MixedModalRLDataset(list(files), tiny_tokenizer, image_data_config, processor=None, max_samples=10)
+    sampled = MixedModalRLDataset(
+        list(files), tiny_tokenizer, image_data_config, processor=tiny_qwen2_vl_processor, max_samples=10
+    )
+    image_rows = sum(bool(images) for images in sampled.dataframe["images"])
+    assert 0 < image_rows < 10 and caught.match(rf"^{image_rows} rows ")
+    assert sampled.modality_counts == {"image": image_rows, "text": 10 - image_rows}

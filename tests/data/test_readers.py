@@ -118,3 +118,47 @@ def test_inputs_expand_directories_and_number_rows_across_files(tmp_path):
     assert [row.index for row in iter_raw_rows(paths, limit=3)] == [0, 1, 2]
     with pytest.raises(InputFormatError, match="not found"):
         expand_inputs([tmp_path / "missing.json"])
+
+
+@pytest.mark.parametrize("chunk_chars", [1, 3, 7, 1 << 20])
+def test_json_array_reader_names_the_byte_where_utf8_breaks_whatever_the_chunk_size(tmp_path, chunk_chars):
+    good = '["é€😀", '.encode()
+    path = tmp_path / "rows.json"
+    path.write_bytes(b"\xef\xbb\xbf" + good + b'"a\xe2\x82"]')  # a three-byte character cut after two
+    reader = JsonArrayReader(path, chunk_chars=chunk_chars)
+    with pytest.raises(InputFormatError, match=rf"{path.name}: not UTF-8 at byte {3 + len(good) + 2}\b"):
+        list(reader)
+
+
+@pytest.mark.parametrize("chunk_chars", [1, 64, 1 << 20])
+def test_json_array_reader_hands_on_an_element_with_a_huge_integer_and_reads_on(tmp_path, chunk_chars):
+    path = tmp_path / "rows.json"
+    path.write_text('[{"a": 1}, {"a": ' + "9" * 5000 + '}, {"a": [2, 3]}]', encoding="utf-8")
+    rows = list(JsonArrayReader(path, chunk_chars=chunk_chars))
+    assert rows[0] == {"a": 1} and rows[2] == {"a": [2, 3]} and len(rows) == 3
+    assert isinstance(rows[1], UnreadableRow) and rows[1].detail.startswith("element 1 at character 11:")
+
+
+def test_json_array_reader_stops_at_an_element_nested_too_deeply(tmp_path):
+    path = tmp_path / "rows.json"
+    path.write_text('[{"a": 1}, ' + "[" * 5000 + "]" * 5000 + "]", encoding="utf-8")
+    rows = iter(JsonArrayReader(path))
+    assert next(rows) == {"a": 1}
+    with pytest.raises(InputFormatError, match="element 1 starting at character 11 is nested too deeply"):
+        next(rows)
+
+
+def test_jsonl_reader_hands_on_deep_huge_and_non_utf8_lines(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b"[" * 5000 + b"]" * 5000 + b"\n" + b"1" * 5000 + b'\n"\xff"\n{"a": 1}\n')
+    rows = list(open_reader(path))
+    assert rows[3] == {"a": 1}
+    assert all(isinstance(row, UnreadableRow) for row in rows[:3])
+    assert [row.detail.split(":")[0] for row in rows[:3]] == ["line 1", "line 2", "line 3"]
+
+
+def test_a_corrupt_parquet_raises_an_input_error_naming_the_file(tmp_path):
+    path = tmp_path / "corrupt.parquet"
+    path.write_bytes(b"PAR1" + b"\0" * 64 + b"PAR1")
+    with pytest.raises(InputFormatError, match=rf"{path}: cannot be read \(OSError"):
+        list(iter_raw_rows([path]))

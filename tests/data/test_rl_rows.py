@@ -1,7 +1,14 @@
 from pathlib import Path
 
 import pytest
-from helpers.raw_grammar import bad_mmrl_rows, bad_textrl_rows, good_mmrl_rows, png_bytes
+from helpers.raw_grammar import (
+    bad_mmrl_rows,
+    bad_textrl_rows,
+    good_mmrl_rows,
+    hostile_image_rows,
+    hostile_python_rows,
+    png_bytes,
+)
 
 from revisual_verl.data.rejections import RowRejected
 from revisual_verl.data.rl_rows import REVISUAL_INSTRUCTION, RLFields, build_user_text, to_rl_row
@@ -53,3 +60,13 @@ def test_bad_text_rows_are_rejected_with_their_reason(tmp_path, raw, reason):
     with pytest.raises(RowRejected) as caught:
         to_rl_row(raw, 0, RLFields(), tmp_path, with_images=False)
     assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize("raw, reason", hostile_image_rows("img/a.png") + hostile_python_rows())
+def test_image_fields_and_answers_of_the_wrong_type_are_rejected_not_raised(tmp_path, raw, reason):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a.png").write_bytes(png_bytes())
+    with pytest.raises(RowRejected) as caught:
+        to_rl_row(raw, 0, MMRL, tmp_path, with_images=True)
+    assert caught.value.reason == reason
+    assert len(caught.value.detail) < 200

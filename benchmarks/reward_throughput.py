@@ -2,15 +2,18 @@
 
 Generates a reproducible step batch (groups of 8 rollouts per prompt): right answers in several
 equivalent spellings, wrong answers, responses without an answer and pathological ones (repetition
-loops, 32k-character lines, deep nesting, unbalanced braces, huge numbers, code in ``\\boxed{}``), with
+loops, 32k-character lines, deep nesting, unbalanced braces, huge numbers, code in ``\\boxed{}``, answers
+shaped to make a backtracking regular expression blow up), with
 lengths up to 8,192 tokens and a mean near 3,000. Both scorers score the same batch on the same cores:
 
 * revisual: the reward loop's way, every response awaited concurrently on one asyncio loop;
 * verl: ``verl.utils.reward_score.math_verify.compute_score`` from as many threads as there are cores.
 
-Latency is the compute time of one verdict: for revisual the in-process part plus the worker's service
-time (queueing for a free worker excluded); for verl the wall time of one call with no more calls in
-flight than cores. Not run in CI.
+The revisual run also reports the event loop's longest stall: a ticker task on the same loop wakes every
+5 ms, and the largest gap between its wake-ups is in-process work (extraction, cheap rules, screening) that
+blocked every other request. Latency is the compute time of one verdict: for revisual the in-process
+part plus the worker's service time (queueing for a free worker excluded); for verl the wall time of one
+call with no more calls in flight than cores. Not run in CI.
 
     python benchmarks/reward_throughput.py            # 4,096 responses, a few minutes on 2 cores
     python benchmarks/reward_throughput.py --n 512    # quicker
@@ -44,7 +47,20 @@ ANSWER_KINDS = [
     ("degrees", 4),
 ]
 CATEGORY_WEIGHTS = [("right", 45), ("wrong", 35), ("no_answer", 10), ("pathological", 10)]
-PATHOLOGIES = ["repetition", "long_line", "deep_nesting", "unbalanced", "huge_power", "huge_factorial", "tower", "code"]
+PATHOLOGIES = [
+    "repetition",
+    "long_line",
+    "deep_nesting",
+    "unbalanced",
+    "huge_power",
+    "huge_factorial",
+    "tower",
+    "code",
+    "regex_bomb",
+]
+# Answers that took a backtracking screen seconds in-process (review finding 2), at the answer length limit.
+REGEX_BOMBS = ["{" * 250 + "^" * 490 + "}" * 250, "1^" + " " * 990 + "x", "{" + "1" * 990 + "!"]
+TICK_S = 0.005
 WORDS = (
     "we",
     "have",
@@ -167,6 +183,8 @@ def pathological(rng: random.Random, kind: str, ground_truth: str, sentinel: str
         return "<think>big</think> so \\boxed{(10^{100})!}", 40
     if kind == "tower":
         return f"<think>big</think> so \\boxed{{{rng.randint(7, 9)}^{{9^{{9}}}}}}", 40
+    if kind == "regex_bomb":
+        return f"<think>hmm</think> \\boxed{{{rng.choice(REGEX_BOMBS)}}}", 300
     # code: if anything evaluated it, the sentinel file would appear
     return f"<think>run</think> \\boxed{{__import__('os').system('touch {sentinel}')}}", 60
 
@@ -199,10 +217,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-async def run_revisual(samples: list[Sample], settings) -> tuple[float, list[float], list[float], object]:
+async def run_revisual(samples: list[Sample], settings) -> tuple[float, list[float], list[float], object, float]:
+    """(seconds, accuracies, latencies, checker, the event loop's longest stall in seconds)."""
     from revisual_verl.reward.composite import breakdown, checker_for
 
     checker = checker_for(settings)
+    longest_stall = 0.0
+    done = asyncio.Event()
+
+    async def ticker():
+        nonlocal longest_stall
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(TICK_S)
+            now = time.perf_counter()
+            longest_stall = max(longest_stall, now - last - TICK_S)
+            last = now
+
+    tick_task = asyncio.create_task(ticker())
 
     async def one(sample: Sample):
         verdict = await checker.check_async(sample.text, sample.ground_truth)
@@ -212,7 +244,9 @@ async def run_revisual(samples: list[Sample], settings) -> tuple[float, list[flo
     started = time.perf_counter()
     outcomes = await asyncio.gather(*(one(s) for s in samples))
     elapsed = time.perf_counter() - started
-    return elapsed, [o[0] for o in outcomes], [o[1] for o in outcomes], checker
+    done.set()
+    await tick_task
+    return elapsed, [o[0] for o in outcomes], [o[1] for o in outcomes], checker, longest_stall
 
 
 def run_verl(samples: list[Sample], threads: int) -> tuple[float, list[float], list[float]]:
@@ -263,25 +297,25 @@ def main(argv=None) -> int:
     # Warm both pools (worker start-up, imports) so the timed runs measure scoring.
     warm = [Sample("\\boxed{\\sqrt{2}}", "\\sqrt{2}", 5, "right", "warm")] * workers
     asyncio.run(run_revisual(warm, settings))
-    rev_time, rev_acc, rev_lat, checker = asyncio.run(run_revisual(samples, settings))
+    rev_time, rev_acc, rev_lat, checker, rev_stall = asyncio.run(run_revisual(samples, settings))
     timeouts = checker.counts["timeout"]
     print(f"revisual done in {rev_time:.1f} s", flush=True)
 
-    rows = [("revisual", rev_time, rev_lat)]
+    rows = [("revisual", rev_time, rev_lat, f"{rev_stall:.3f}")]
     verl_acc = None
     if not args.skip_verl:
         threads = args.baseline_threads or cpus
         run_verl(warm[:threads], threads)
         verl_time, verl_acc, verl_lat = run_verl(samples, threads)
-        rows.append((f"verl math_verify ({threads} threads)", verl_time, verl_lat))
+        rows.append((f"verl math_verify ({threads} threads)", verl_time, verl_lat, "n/a"))
         print(f"verl done in {verl_time:.1f} s", flush=True)
 
     print()
-    print(f"{'scorer':<32} {'resp/s':>9} {'p50 s':>8} {'p99 s':>8} {'max s':>8}")
-    for name, elapsed, latencies in rows:
+    print(f"{'scorer':<32} {'resp/s':>9} {'p50 s':>8} {'p99 s':>8} {'max s':>8} {'loop stall s':>13}")
+    for name, elapsed, latencies, stall in rows:
         print(
             f"{name:<32} {len(samples) / elapsed:9.1f} {percentile(latencies, 50):8.4f} "
-            f"{percentile(latencies, 99):8.4f} {max(latencies):8.3f}"
+            f"{percentile(latencies, 99):8.4f} {max(latencies):8.3f} {stall:>13}"
         )
     if verl_acc is not None:
         print(f"\nspeed-up: {rows[1][1] / rows[0][1]:.1f}x (target >= 10x)")

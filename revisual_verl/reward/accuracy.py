@@ -52,11 +52,18 @@ class AccuracyResult:
 
 
 def clean_ground_truth(ground_truth) -> tuple[str | None, str]:
-    """``(ground truth as a string, "")``, or ``(None, why it is unusable)``.
+    """``(ground truth as a string, "")``, or ``(None, why it is unusable)``; never raises.
 
     Accepts a string or a real number, or a one-element list of them (numpy arrays included, as parquet
     rows arrive); a boxed ground truth is unwrapped.
     """
+    try:
+        return _clean_ground_truth(ground_truth)
+    except Exception as error:  # noqa: BLE001  a dataset row must not crash a step, whatever it holds
+        return None, f"ground truth could not be read: {error!r}"[:300]
+
+
+def _clean_ground_truth(ground_truth) -> tuple[str | None, str]:
     if hasattr(ground_truth, "tolist") and not isinstance(ground_truth, str):
         ground_truth = ground_truth.tolist()  # numpy scalar or array
     if isinstance(ground_truth, (list, tuple)):
@@ -65,7 +72,13 @@ def clean_ground_truth(ground_truth) -> tuple[str | None, str]:
         ground_truth = ground_truth[0]
     if isinstance(ground_truth, bool) or ground_truth is None:
         return None, f"ground truth is {ground_truth!r}"
-    if isinstance(ground_truth, numbers.Real):
+    if isinstance(ground_truth, numbers.Integral):
+        # Counted in bits, not converted: str() of a huge int is slow and refused past Python's digit limit.
+        digits = int(abs(int(ground_truth)).bit_length() * math.log10(2)) + 1
+        if digits > MAX_GROUND_TRUTH_CHARS:
+            return None, f"ground truth is an integer of about {digits} digits (limit {MAX_GROUND_TRUTH_CHARS})"
+        ground_truth = str(int(ground_truth))
+    elif isinstance(ground_truth, numbers.Real):
         if not math.isfinite(ground_truth):
             return None, f"ground truth is {ground_truth!r}"
         ground_truth = str(ground_truth)
@@ -79,6 +92,14 @@ def clean_ground_truth(ground_truth) -> tuple[str | None, str]:
     if not text:
         return None, "ground truth is empty"
     return text, ""
+
+
+def _symbolic_in_worker(answer: str, gold: str) -> bool:
+    # Pickled by reference, so the reward process never imports sympy: importing it on the first symbolic check
+    # would stall the reward worker's event loop for a good fraction of a second.
+    from revisual_verl.reward.symbolic import symbolic_verdict
+
+    return symbolic_verdict(answer, gold)
 
 
 def usable_cpus() -> int:
@@ -102,8 +123,8 @@ class AccuracyChecker:
         max_answer_chars: int = 1000,
         pool: KillablePool | None = None,
     ):
-        if timeout_s <= 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        if not (math.isfinite(timeout_s) and timeout_s > 0):
+            raise ValueError(f"timeout_s must be a finite number > 0, got {timeout_s}")
         if max_answer_chars < 1:
             raise ValueError(f"max_answer_chars must be >= 1, got {max_answer_chars}")
         self.timeout_s = float(timeout_s)
@@ -118,7 +139,7 @@ class AccuracyChecker:
 
     @property
     def pool(self) -> KillablePool:
-        if self._pool is None or self._uses_shared_pool and (self._pool._closed or self._pool.owner_pid != os.getpid()):
+        if self._pool is None or self._uses_shared_pool and (self._pool.closed or self._pool.owner_pid != os.getpid()):
             self._uses_shared_pool = True
             self._pool = shared_pool(self.workers, preload=(SYMBOLIC_MODULE,))
         return self._pool
@@ -156,12 +177,12 @@ class AccuracyChecker:
                 self._verdicts.move_to_end(key)
                 return None, cached
             future = self._in_flight.get(key)
-            if future is None:
-                from revisual_verl.reward.symbolic import symbolic_verdict  # only workers need sympy
-
-                future = self.pool.submit(symbolic_verdict, answer, gold, timeout_s=self.timeout_s)
-                self._in_flight[key] = future
-                future.add_done_callback(lambda done: self._remember(key, done))
+            if future is not None:
+                return future, None
+            future = self.pool.submit(_symbolic_in_worker, answer, gold, timeout_s=self.timeout_s)
+            self._in_flight[key] = future
+        # Outside the lock: a future that is already done runs the callback here, and _remember takes the lock.
+        future.add_done_callback(lambda done: self._remember(key, done))
         return future, None
 
     def _remember(self, key, future: Future) -> None:
@@ -196,7 +217,9 @@ class AccuracyChecker:
         if decided_by == "timeout":
             self._count("timeout", f"symbolic check over {self.timeout_s:g} s for answer {answer[:80]!r}...")
         elif decided_by == "worker_error":
-            self._count("worker_error", f"symbolic check failed: {future.exception() if future else ''!r}")
+            # future.exception() raises on a cancelled future (a pool shut down with the task still queued).
+            why = "cancelled" if future is None or future.cancelled() else repr(future.exception())
+            self._count("worker_error", f"symbolic check failed: {why}")
         else:
             self._count("symbolic")
         return AccuracyResult(correct, answer, decided_by, in_process_s + service_s)
@@ -229,7 +252,9 @@ class AccuracyChecker:
         answer, future, cached, in_process_s = started
         if future is not None:
             try:
-                await asyncio.wrap_future(future)
+                # Shielded: the future is shared by every request for this (answer, ground truth), so one
+                # cancelled waiter must not cancel it for the others.
+                await asyncio.shield(asyncio.wrap_future(future))
             except asyncio.CancelledError:
                 if not future.cancelled():
                     raise  # our own task was cancelled; a cancelled pool task is just a failed verdict

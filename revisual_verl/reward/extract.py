@@ -52,12 +52,16 @@ def last_boxed(text: str) -> str | None:
 
 
 def last_answer_tag(text: str) -> str | None:
-    """Content of the last complete ``<answer>...</answer>`` pair, or None."""
-    start = text.rfind("<answer>")
-    if start < 0:
-        return None
-    end = text.find("</answer>", start)
+    """Content of the last complete ``<answer>...</answer>`` pair, or None.
+
+    Found from the last closing tag back to its opening tag, so a trailing unclosed ``<answer>`` (a truncated
+    response) leaves an earlier complete answer in place, as a trailing unclosed ``\\boxed{`` does.
+    """
+    end = text.rfind("</answer>")
     if end < 0:
+        return None
+    start = text.rfind("<answer>", 0, end)
+    if start < 0:
         return None
     content = text[start + len("<answer>") : end].strip()
     return content or None

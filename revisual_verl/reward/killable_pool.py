@@ -8,13 +8,25 @@ so queueing and process start-up are never charged to a task.
 
 Safe to call from any thread; ``submit`` returns a ``concurrent.futures.Future``, so asyncio code awaits it
 with ``asyncio.wrap_future`` without blocking its loop.
+
+Workers die with their owner, even one stuck in C code that holds the GIL: if the owner is killed
+(SIGKILL, OOM killer) nothing runs ``shutdown``, and a worker left computing ``(10^{100})!`` would burn a
+core until the node restarts. Two guards: the kernel's parent-death signal (the worker's parent is the
+fork server, which exits as soon as its owner's end of a pipe closes), and a thread in the worker that
+polls whether the owner's pid still exists (for a fork server kept alive by a forked child of the owner,
+and for platforms without the signal).
 """
 
 import atexit
+import ctypes
 import logging
+import math
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import queue
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 _READY = "ready"
 _STARTUP_TIMEOUT_S = 120.0  # importing sympy in a fresh worker on a loaded node can take a while
+_OWNER_POLL_S = 0.5
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class TaskTimeout(TimeoutError):
@@ -35,10 +49,55 @@ class WorkerCrashed(RuntimeError):
     """The worker process died while running the task (e.g. out of memory, os._exit)."""
 
 
-def _worker_main(conn, preload: tuple[str, ...]) -> None:
+def _owner_alive(owner_pid: int) -> bool:
+    try:
+        os.kill(owner_pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _watch_owner(owner_pid: int) -> None:
+    while _owner_alive(owner_pid):
+        time.sleep(_OWNER_POLL_S)
+    os._exit(1)
+
+
+def _die_with_owner(owner_pid: int) -> None:
+    """Make this worker exit when ``owner_pid`` does (see the module docstring)."""
+    # A fork-server child inherits the write end of the fork server's "alive" pipe (so that it could start
+    # processes of its own), and the fork server only exits once every copy is closed: kept, it would keep our
+    # parent alive after the owner's death, and the parent-death signal would never fire. The worker starts no
+    # processes, so it lets go. The attribute is CPython's (3.4 on); where it is missing only the watcher is left.
+    fork_server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    alive_fd = getattr(fork_server, "_forkserver_alive_fd", None)
+    if isinstance(alive_fd, int):
+        try:
+            os.close(alive_fd)
+        except OSError:
+            pass
+        fork_server._forkserver_alive_fd = None
+    if sys.platform.startswith("linux"):
+        parent = os.getppid()
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass  # no prctl here; the watcher thread still covers it
+        if os.getppid() != parent:
+            os._exit(1)  # the parent died before the signal was armed
+    if not _owner_alive(owner_pid):
+        os._exit(1)
+    threading.Thread(target=_watch_owner, args=(owner_pid,), name="owner-watch", daemon=True).start()
+
+
+def _worker_main(conn, preload: tuple[str, ...], owner_pid: int | None = None) -> None:
     """Child process loop: run ``fn(*args)`` for each message, send back ``(ok, value)``."""
     import importlib
 
+    if owner_pid is not None:
+        _die_with_owner(owner_pid)
     for module in preload:
         importlib.import_module(module)
     conn.send(_READY)
@@ -80,7 +139,9 @@ class _Slot:
     def _start_process(self) -> None:
         parent_conn, child_conn = self.pool.context.Pipe(duplex=True)
         process = self.pool.context.Process(
-            target=_worker_main, args=(child_conn, self.pool.preload), name=f"killable-pool-worker-{self.index}"
+            target=_worker_main,
+            args=(child_conn, self.pool.preload, self.pool.owner_pid),
+            name=f"killable-pool-worker-{self.index}",
         )
         process.daemon = True
         process.start()
@@ -169,7 +230,9 @@ class KillablePool:
         self.preload = tuple(preload)
         self.context = context or _default_context()
         if self.context.get_start_method() == "forkserver" and self.preload:
-            self.context.set_forkserver_preload(list(self.preload))
+            # "__main__" stays first, as in multiprocessing's default: where the fork server honours it (CPython
+            # gh-126631, fixed after 3.12), workers stop re-running the owner's main script; on 3.11 it is a no-op.
+            self.context.set_forkserver_preload(["__main__", *self.preload])
         self.tasks: queue.SimpleQueue = queue.SimpleQueue()
         self._waiting = 0  # submitted, not yet taken by a slot
         self._busy = 0  # taken by a slot, not finished
@@ -186,8 +249,8 @@ class KillablePool:
         ``fn`` and ``args`` must pickle (a module-level function). The future carries ``service_s``, the
         seconds the task spent in a worker, once done.
         """
-        if timeout_s <= 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        if not (math.isfinite(timeout_s) and timeout_s > 0):
+            raise ValueError(f"timeout_s must be a finite number > 0, got {timeout_s}")
         future: Future = Future()
         with self._lock:
             if self._closed:
@@ -198,6 +261,11 @@ class KillablePool:
                 self.slots.append(_Slot(self, len(self.slots)))
             self.tasks.put((fn, args, timeout_s, future))
         return future
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`shutdown` has run; a closed pool refuses new tasks."""
+        return self._closed
 
     def note_taken(self) -> None:
         with self._lock:
@@ -241,7 +309,7 @@ def shared_pool(max_workers: int, preload: tuple[str, ...] = ()) -> KillablePool
     """
     global _shared_pool
     with _shared_lock:
-        if _shared_pool is None or _shared_pool.owner_pid != os.getpid() or _shared_pool._closed:
+        if _shared_pool is None or _shared_pool.owner_pid != os.getpid() or _shared_pool.closed:
             _shared_pool = KillablePool(max_workers=max_workers, preload=preload)
             atexit.register(_shared_pool.shutdown)
         return _shared_pool

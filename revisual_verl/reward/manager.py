@@ -6,7 +6,6 @@ Select it with ``reward.reward_manager.name=revisual``; settings come from ``rew
 """
 
 import asyncio
-import logging
 
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
@@ -14,8 +13,6 @@ from verl.experimental.reward_loop.reward_manager.registry import register
 
 from revisual_verl.reward.composite import breakdown, checker_for
 from revisual_verl.reward.settings import RewardSettings
-
-logger = logging.getLogger(__name__)
 
 MANAGER_NAME = "revisual"
 

@@ -2,7 +2,8 @@
 
 Each rule decides only where math-verify's outcome is certain (checked against math-verify in
 tests/reward/test_quick_verdict.py); everything else returns None and goes to the symbolic check.
-Nothing here evaluates the text: it is only matched against fixed regular expressions.
+Nothing here evaluates the text: it is only matched against fixed regular expressions, each linear in
+the text's length (answers up to ``max_answer_chars`` and ground truths up to 10,000 characters come here).
 """
 
 import re
@@ -14,7 +15,6 @@ from functools import lru_cache
 _NOISE = re.compile(r"\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|\\displaystyle|\\[,;:! ]|~")
 _SPACE = re.compile(r"\s+")
 _FRAC_ALIAS = re.compile(r"\\[dt]frac(?![a-zA-Z])")
-_DOLLARS = re.compile(r"^\$+|\$+$")
 
 _INTEGER = re.compile(r"-?\d+")
 _DECIMAL = re.compile(r"-?(?:\d+\.\d+|\.\d+)")
@@ -52,7 +52,8 @@ def _drop_spaces(text: str) -> str:
 
 def normalise(answer: str) -> str:
     """Drop spacing/sizing commands, display dollars, and ``\\dfrac``/``\\tfrac`` spellings."""
-    text = _DOLLARS.sub("", answer.strip())
+    # str.strip, not a pattern: "\$+$" retried at every "$" of a long run is quadratic.
+    text = answer.strip().strip("$")
     text = _FRAC_ALIAS.sub(r"\\frac", _NOISE.sub(" ", text))
     return _drop_spaces(text.strip())
 

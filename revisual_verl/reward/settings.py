@@ -1,5 +1,9 @@
 """The reward's settings, read from ``reward.reward_kwargs`` with a clear error for a bad key or value."""
 
+import math
+import numbers
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
@@ -23,6 +27,11 @@ class RewardSettings:
     max_answer_chars: int = 1000  # longer extracted answers score 0 without being parsed
 
     def __post_init__(self):
+        for field in fields(self):
+            value = getattr(self, field.name)
+            # NaN passes every comparison below (nan <= 0 is False) and inf breaks the arithmetic, so both are refused.
+            if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral) and not math.isfinite(value):
+                raise ValueError(f"reward.reward_kwargs.{field.name} must be a finite number, got {value}")
         for name in ("accuracy_weight", "format_weight", "length_weight", "length_alpha"):
             if getattr(self, name) < 0:
                 raise ValueError(f"reward.reward_kwargs.{name} must be >= 0, got {getattr(self, name)}")
@@ -50,21 +59,24 @@ class RewardSettings:
         if unknown:
             raise ValueError(f"unknown key(s) in reward.reward_kwargs: {unknown}; known keys: {sorted(known)}")
         converted = {}
+        types_by_name = typing.get_type_hints(cls)
         for name, value in values.items():
-            converted[name] = _coerce(name, value, cls.__dataclass_fields__[name].default)
+            converted[name] = _coerce(name, value, types_by_name[name])
         return cls(**converted)
 
 
-def _coerce(name: str, value, default):
+def _coerce(name: str, value, declared):
+    """``value`` as the declared type of its field (``bool``, ``int``, ``float``, optionally ``| None``)."""
+    allowed = set(declared.__args__) if isinstance(declared, types.UnionType) else {declared}
     if value is None:
-        if name == "workers":
+        if type(None) in allowed:
             return None
         raise ValueError(f"reward.reward_kwargs.{name} must not be null")
-    if isinstance(default, bool):
+    if bool in allowed:
         if not isinstance(value, bool):
             raise TypeError(f"reward.reward_kwargs.{name} must be true or false, got {value!r}")
         return value
-    if name in ("length_budget", "workers", "max_answer_chars"):
+    if int in allowed:
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"reward.reward_kwargs.{name} must be an integer, got {value!r}")
         return value

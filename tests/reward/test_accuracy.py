@@ -1,7 +1,10 @@
 import asyncio
 import logging
+import subprocess
+import sys
 import threading
 import time
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -11,9 +14,34 @@ from revisual_verl.reward.accuracy import AccuracyChecker, accuracy_reward, clea
 from revisual_verl.reward.killable_pool import KillablePool
 
 
+class CountingPool(KillablePool):
+    """A real pool that counts the tasks submitted to it."""
+
+    submitted = 0
+
+    def submit(self, *args, **kwargs):
+        self.submitted += 1
+        return super().submit(*args, **kwargs)
+
+
+class DoneOnReturnPool(KillablePool):
+    """A real pool whose futures are already finished when ``submit`` returns, as happens when the submitting
+    thread is descheduled until the worker has answered."""
+
+    def submit(self, *args, **kwargs):
+        future = super().submit(*args, **kwargs)
+        future.result(timeout=60)
+        return future
+
+
+class UnreadableGroundTruth:
+    def tolist(self):
+        raise RuntimeError("corrupt array")
+
+
 @pytest.fixture(scope="module")
 def checker():
-    pool = KillablePool(max_workers=2, preload=("revisual_verl.reward.symbolic",))
+    pool = CountingPool(max_workers=2, preload=("revisual_verl.reward.symbolic",))
     yield AccuracyChecker(timeout_s=3.0, pool=pool)
     pool.shutdown()
 
@@ -105,9 +133,27 @@ def test_a_parse_that_runs_past_the_timeout_scores_zero_and_is_counted(tmp_path)
 
 
 @pytest.mark.parametrize(
-    "ground_truth", [None, "", "   ", [], ["1", "2"], {"a": 1}, float("nan"), True, "9" * 20_000, object()]
+    "ground_truth",
+    [
+        None,
+        "",
+        "   ",
+        [],
+        ["1", "2"],
+        {"a": 1},
+        float("nan"),
+        True,
+        "9" * 20_000,
+        object(),
+        10**5000,  # past Python's int-to-str digit limit (4,300)
+        10**20_000,  # longer than any ground truth may be
+        Fraction(10**400, 3),  # past float range: math.isfinite overflows
+        UnreadableGroundTruth(),
+    ],
+    ids=lambda value: type(value).__name__,  # repr/str of a 5,000-digit int raises
 )
 def test_a_broken_ground_truth_is_a_counted_warning_not_a_crash(checker, ground_truth, caplog):
+    checker = AccuracyChecker(pool=checker.pool)  # fresh counters: only the first few warnings are logged
     before = checker.counts["bad_ground_truth"]
     with caplog.at_level(logging.WARNING, logger="revisual_verl.reward.accuracy"):
         verdict = checker.check("<think>t</think> \\boxed{1}", ground_truth)
@@ -122,19 +168,111 @@ def test_ground_truth_shapes_that_are_fine():
     assert clean_ground_truth(2.5) == ("2.5", "")
     assert clean_ground_truth("\\boxed{\\frac{1}{2}}") == ("\\frac{1}{2}", "")
     assert clean_ground_truth(["A"]) == ("A", "")
+    assert clean_ground_truth(10**30) == ("1" + "0" * 30, "")
+    assert clean_ground_truth(np.array([-7])) == ("-7", "")
+
+
+def test_clean_ground_truth_never_raises():
+    gold, problem = clean_ground_truth(UnreadableGroundTruth())
+    assert gold is None and "corrupt array" in problem
+    assert clean_ground_truth(10**20_000)[1].startswith("ground truth is an integer of about 20001 digits")
+
+
+def test_an_integer_ground_truth_past_float_range_is_compared_exactly(checker):
+    assert clean_ground_truth(10**400) == ("1" + "0" * 400, "")  # math.isfinite(10**400) would overflow
+    assert checker.check("\\boxed{1" + "0" * 400 + "}", 10**400).correct
+    assert not checker.check("\\boxed{1" + "0" * 399 + "1}", 10**400).correct
 
 
 def test_a_group_sharing_an_answer_costs_one_symbolic_check(checker):
     text = "<think>t</think> \\boxed{\\sqrt{27}}"
-    before = checker.pool.started, len(checker._verdicts)
+    submitted, cached = checker.pool.submitted, len(checker._verdicts)
 
     async def group():
         return await asyncio.gather(*(checker.check_async(text, "3\\sqrt{3}") for _ in range(8)))
 
     verdicts = asyncio.run(group())
     assert all(v.correct and v.decided_by == "symbolic" for v in verdicts)
-    assert len(checker._verdicts) == before[1] + 1
+    assert checker.pool.submitted == submitted + 1  # one task in flight, shared by all eight
+    assert len(checker._verdicts) == cached + 1
     assert sum(v.latency_s > 0 for v in verdicts) == 8
+    assert checker.check(text, "3\\sqrt{3}").correct and checker.pool.submitted == submitted + 1  # then cached
+
+
+def test_a_future_already_done_at_submit_does_not_deadlock():
+    pool = DoneOnReturnPool(max_workers=1, preload=("revisual_verl.reward.symbolic",))
+    checker = AccuracyChecker(timeout_s=10.0, pool=pool)
+    verdicts = []
+    # A daemon thread, so that a deadlock fails the test instead of hanging the run.
+    thread = threading.Thread(target=lambda: verdicts.append(checker.check("\\boxed{\\sqrt{12}}", "2\\sqrt{3}")))
+    thread.daemon = True
+    try:
+        thread.start()
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "check() deadlocked on its own lock"
+        assert verdicts[0].correct and verdicts[0].decided_by == "symbolic"
+        assert checker._in_flight == {}
+        assert checker.check("\\boxed{\\sqrt{12}}", "2\\sqrt{3}").correct  # from the cache, lock free again
+    finally:
+        pool.shutdown()
+
+
+def test_cancelling_one_waiter_leaves_the_shared_check_to_the_others():
+    pool = KillablePool(max_workers=1, preload=("revisual_verl.reward.symbolic",))
+    checker = AccuracyChecker(timeout_s=10.0, pool=pool)
+    text = "<think>t</think> \\boxed{\\sqrt{48}}"
+
+    async def scenario():
+        # The only worker is busy for a while, so the shared check waits in the queue, still cancellable.
+        busy = asyncio.wrap_future(pool.submit(time.sleep, 1.0, timeout_s=60))
+        first = asyncio.create_task(checker.check_async(text, "4\\sqrt{3}"))
+        second = asyncio.create_task(checker.check_async(text, "4\\sqrt{3}"))
+        await asyncio.sleep(0.2)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        verdict = await asyncio.wait_for(second, timeout=60)
+        await busy
+        return verdict
+
+    try:
+        verdict = asyncio.run(scenario())
+    finally:
+        pool.shutdown()
+    assert verdict.correct and verdict.decided_by == "symbolic"
+    assert checker.counts["worker_error"] == 0
+
+
+def test_a_check_queued_when_the_pool_shuts_down_scores_zero_without_raising():
+    pool = KillablePool(max_workers=1, preload=("revisual_verl.reward.symbolic",))
+    checker = AccuracyChecker(timeout_s=10.0, pool=pool)
+
+    async def scenario():
+        busy = asyncio.wrap_future(pool.submit(time.sleep, 1.0, timeout_s=60))
+        queued = asyncio.create_task(checker.check_async("\\boxed{\\sqrt{50}}", "5\\sqrt{2}"))
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(pool.shutdown)  # cancels the queued check
+        await busy
+        return await queued
+
+    verdict = asyncio.run(scenario())
+    assert verdict.decided_by == "worker_error" and not verdict.correct
+    assert checker.counts["worker_error"] == 1
+
+
+def test_the_reward_process_never_imports_sympy():
+    """Importing sympy takes a good fraction of a second; on the first symbolic check it would stall the loop."""
+    script = (
+        "import sys\n"
+        "from revisual_verl.reward.accuracy import AccuracyChecker\n"
+        "from revisual_verl.reward.killable_pool import KillablePool\n"
+        "pool = KillablePool(1, preload=('revisual_verl.reward.symbolic',))\n"
+        "verdict = AccuracyChecker(timeout_s=30, pool=pool).check('\\\\boxed{\\\\sqrt{8}}', '2\\\\sqrt{2}')\n"
+        "pool.shutdown()\n"
+        "print(verdict.decided_by, verdict.correct, 'sympy' in sys.modules, 'math_verify' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["symbolic", "True", "False", "False"], done.stderr
 
 
 def test_threads_and_asyncio_give_the_same_verdicts(checker):
@@ -160,5 +298,8 @@ def test_threads_and_asyncio_give_the_same_verdicts(checker):
 def test_bad_settings():
     with pytest.raises(ValueError, match="timeout_s"):
         AccuracyChecker(timeout_s=0)
+    for timeout_s in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="timeout_s"):
+            AccuracyChecker(timeout_s=timeout_s)
     with pytest.raises(ValueError, match="max_answer_chars"):
         AccuracyChecker(max_answer_chars=0)

@@ -1,5 +1,7 @@
 import time
 
+from adversarial_text import adversarial_texts, slowest
+
 from revisual_verl.reward.extract import extract_answer, last_answer_tag, last_boxed
 
 
@@ -40,6 +42,12 @@ def test_answer_tag_is_the_fallback():
     assert last_answer_tag("<answer>   </answer>") is None
 
 
+def test_truncated_trailing_answer_tag_keeps_the_earlier_complete_answer():
+    assert last_answer_tag("<answer>5</answer> wait, let me redo this <answer>") == "5"
+    assert extract_answer("<answer>5</answer> then <answer>6") == "5"
+    assert last_answer_tag("<answer>a <answer>b</answer> <answer>") == "b"
+
+
 def test_nothing_to_extract():
     assert extract_answer("no answer here") is None
     assert extract_answer("\\boxed{}") is None
@@ -62,3 +70,9 @@ def test_hostile_shapes_are_linear_time():
     assert results[1] == "1"
     assert results[2] == "{" * 100_000 + "}" * 100_000
     assert results[3] == "\\boxed{" * 4_996 + "x" + "}" * 4_996  # 5,000 boxes: the outer one + 3 unwraps
+
+
+def test_extraction_is_linear_on_every_adversarial_shape_of_response_length():
+    """Hang guard over 40,000-character responses (past the recipe's 8,192 tokens) of every pair of atoms."""
+    seconds, text = slowest(extract_answer, adversarial_texts(40_000, 2))
+    assert seconds < 0.5, f"{seconds:.2f} s on {text[:60]!r}..."

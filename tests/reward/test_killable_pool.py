@@ -1,6 +1,9 @@
 import asyncio
 import math
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -125,3 +128,79 @@ def test_bad_arguments():
 
 def test_the_shared_pool_is_one_per_process():
     assert shared_pool(2) is shared_pool(3)
+
+
+def test_closed_is_public_and_follows_shutdown():
+    pool = KillablePool(max_workers=1)
+    assert not pool.closed
+    pool.shutdown()
+    assert pool.closed
+
+
+@pytest.mark.parametrize("timeout_s", [float("nan"), float("inf"), -1.0])
+def test_a_timeout_that_is_not_a_finite_positive_number_is_refused(pool, timeout_s):
+    with pytest.raises(ValueError, match="timeout_s"):
+        pool.submit(os.getpid, timeout_s=timeout_s)
+
+
+_OWNER_SCRIPT = """
+import math, os, sys, time
+from revisual_verl.reward.killable_pool import KillablePool
+
+if __name__ == "__main__":
+    hung_task, keep_fork_server = sys.argv[1], sys.argv[2] == "1"
+    pool = KillablePool(max_workers=1)
+    worker = pool.submit(os.getpid, timeout_s=60).result()
+    helper = 0
+    if keep_fork_server:
+        # A plain fork of the owner inherits its end of the fork server's "alive" pipe, so the fork server
+        # (the worker's parent) outlives the owner and no parent-death signal fires: only the watcher can act.
+        helper = os.fork()
+        if helper == 0:
+            time.sleep(120)
+            os._exit(0)
+    if hung_task == "gil":
+        pool.submit(math.factorial, 10**9, timeout_s=120)  # C code holding the GIL for minutes
+    else:
+        pool.submit(time.sleep, 120, timeout_s=120)
+    print(worker, helper, flush=True)
+    time.sleep(120)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("hung_task", "keep_fork_server"),
+    [("gil", False), ("sleep", False), ("sleep", True)],
+    ids=["gil-held-parent-death-signal", "sleeping", "fork-server-kept-alive-owner-watcher"],
+)
+def test_a_stuck_worker_dies_with_its_killed_owner(tmp_path, hung_task, keep_fork_server):
+    script = tmp_path / "owner.py"
+    script.write_text(_OWNER_SCRIPT)
+    owner = subprocess.Popen(
+        [sys.executable, str(script), hung_task, str(int(keep_fork_server))], stdout=subprocess.PIPE, text=True
+    )
+    worker = helper = 0
+    try:
+        worker, helper = (int(pid) for pid in owner.stdout.readline().split())
+        time.sleep(0.5)  # let the worker get into the hung task
+        assert not _gone(worker)
+        owner.kill()
+        owner.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while not _gone(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _gone(worker), f"worker {worker} outlived its SIGKILLed owner"
+    finally:
+        owner.kill()
+        owner.wait(timeout=30)
+        for pid in (helper, worker):  # a failed run must not leave a worker burning a core
+            if pid and not _gone(pid):
+                os.kill(pid, signal.SIGKILL)

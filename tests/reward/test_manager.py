@@ -135,11 +135,26 @@ def test_run_single_survives_hostile_output_and_broken_ground_truth(tiny_tokeniz
     assert all(tuple(r["reward_extra_info"]) == REWARD_EXTRA_KEYS for r in results)
 
 
+def test_run_single_scores_a_ground_truth_no_string_or_float_can_hold(tiny_tokenizer):
+    manager = load_through_verl(verl_config(), tiny_tokenizer)
+    huge = 10**5000  # str() refuses it (Python's int digit limit); 10**400 would overflow math.isfinite
+
+    async def score_both():
+        items = [streamed_item(tiny_tokenizer, GOOD, gt)[0] for gt in (huge, 10**400)]
+        return await asyncio.gather(*(manager.run_single(item) for item in items))
+
+    unusable, too_big_for_a_float = asyncio.run(score_both())
+    assert unusable["reward_extra_info"]["bad_ground_truth"] == 1 and unusable["reward_extra_info"]["accuracy"] == 0
+    assert too_big_for_a_float["reward_extra_info"]["bad_ground_truth"] == 0
+
+
 def test_a_bad_reward_kwarg_is_an_error_naming_it(tiny_tokenizer):
     with pytest.raises(ValueError, match="length_budgt"):
         load_through_verl(verl_config(length_budgt=10), tiny_tokenizer)
     with pytest.raises(ValueError, match="<= 1"):
         load_through_verl(verl_config(accuracy_weight=0.9, length_weight=0.5), tiny_tokenizer)
+    with pytest.raises(ValueError, match="timeout_s must be a finite number"):
+        load_through_verl(verl_config(timeout_s="nan"), tiny_tokenizer)
 
 
 def test_verl_reward_loop_in_ray_actors_scores_a_batch(ray_local, tiny_tokenizer, tiny_tokenizer_dir):

@@ -1,6 +1,8 @@
 import logging
+import time
 
 import pytest
+from adversarial_text import adversarial_texts, slowest
 from labelled_answers import LABELLED
 from math_verify import parse, verify
 from math_verify.parser import ExprExtractionConfig, LatexExtractionConfig
@@ -67,3 +69,25 @@ def test_answer_form_is_computed_once_per_string():
     for _ in range(8):
         quick_verdict("17", "\\frac{34}{2}")
     assert answer_form.cache_info().misses == 2
+
+
+def test_display_dollars_are_stripped_at_both_ends_only():
+    assert normalise("$$x$$") == "x"
+    assert normalise("$ 5 $") == "5"
+    assert normalise("$$$") == ""
+    assert normalise("a$b") == "a$b"
+
+
+def test_a_long_run_of_dollars_in_a_ground_truth_is_linear():
+    # A ground truth may be 10,000 characters; a trailing-dollars pattern retried at each "$" took ~0.7 s here.
+    started = time.perf_counter()
+    form = answer_form("x" + "$" * 9998 + "x")
+    assert time.perf_counter() - started < 0.5  # hang guard; now microseconds
+    assert form.normalised == "x" + "$" * 9998 + "x"
+
+
+def test_classifying_is_linear_on_every_adversarial_shape():
+    """Hang guard: answers up to max_answer_chars (1000), ground truths up to 10,000 characters."""
+    for length, atoms in ((1000, 3), (10_000, 2)):
+        seconds, text = slowest(answer_form.__wrapped__, adversarial_texts(length, atoms))
+        assert seconds < 0.5, f"{seconds:.2f} s on {text[:60]!r}..."

@@ -1,3 +1,5 @@
+from adversarial_text import adversarial_texts, slowest
+
 from revisual_verl.reward.response_format import format_reward
 
 
@@ -19,3 +21,10 @@ def test_missing_or_misplaced_parts():
 
 def test_non_text_scores_zero():
     assert format_reward(None) == 0.0
+
+
+def test_format_check_is_linear_on_every_adversarial_shape_of_response_length():
+    """Hang guard: the think block is well formed, so every text reaches the boxed-answer scan."""
+    texts = ("<think>r</think>" + text for text in adversarial_texts(40_000, 2))
+    seconds, text = slowest(format_reward, texts)
+    assert seconds < 0.5, f"{seconds:.2f} s on {text[:60]!r}..."

@@ -1,3 +1,6 @@
+from dataclasses import fields
+
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
@@ -32,8 +35,26 @@ def test_from_an_omegaconf_mapping_with_type_coercion():
         ({"workers": 0}, "workers must be >= 1"),
         ({"length_needs_correct": "yes"}, "true or false"),
         ({"format_weight": True}, "must be a number"),
+        ({"accuracy_weight": float("nan")}, "accuracy_weight must be a finite number"),
+        ({"timeout_s": float("nan")}, "timeout_s must be a finite number"),
+        ({"timeout_s": float("inf")}, "timeout_s must be a finite number"),
+        ({"length_alpha": float("inf")}, "length_alpha must be a finite number"),
+        ({"length_delta": float("-inf")}, "length_delta must be a finite number"),
+        ({"max_answer_chars": 10.0}, "max_answer_chars must be an integer"),
+        ({"workers": 1.5}, "workers must be an integer"),
+        ({"length_needs_correct": None}, "length_needs_correct must not be null"),
     ],
 )
 def test_bad_values_name_the_key(values, message):
     with pytest.raises((ValueError, TypeError), match=message):
         RewardSettings.from_mapping(values)
+
+
+def test_every_float_setting_refuses_nan_and_inf_when_built_directly():
+    for field in fields(RewardSettings):
+        if field.type is float:
+            for bad in (float("nan"), float("inf")):
+                with pytest.raises(ValueError, match=f"{field.name} must be a finite number"):
+                    RewardSettings(**{field.name: bad})
+    with pytest.raises(ValueError, match="length_alpha must be a finite number"):
+        RewardSettings(length_alpha=np.float32("nan"))  # a numpy scalar from a config built in code

@@ -34,10 +34,11 @@ def sample_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def stage_argv(tmp_path, sample_data):
-    """``stage_argv(k, *overrides, **env)``: the command run_stageK.sh would execute, recorded by the fake verl."""
+def stage_call(tmp_path, sample_data):
+    """``stage_call(k, *overrides, **env)``: the launch run_stageK.sh makes, as the fake verl recorded it
+    (``prog``, ``argv``, ``model_path``, ``engine_vendor``)."""
 
-    def capture(stage: int, *overrides: str, **env: str) -> list[str]:
+    def capture(stage: int, *overrides: str, **env: str) -> dict:
         bin_dir, log = tmp_path / "bin", tmp_path / "calls.jsonl"
         fake_verl.install(bin_dir)
         model = tmp_path / "model"
@@ -56,6 +57,17 @@ def stage_argv(tmp_path, sample_data):
         )
         assert result.returncode == 0, result.stderr
         (call,) = [c for c in fake_verl.read_log(log) if fake_verl.module_of(c)]
+        return call
+
+    return capture
+
+
+@pytest.fixture
+def stage_argv(stage_call):
+    """``stage_argv(k, *overrides, **env)``: the command run_stageK.sh would execute, recorded by the fake verl."""
+
+    def capture(stage: int, *overrides: str, **env: str) -> list[str]:
+        call = stage_call(stage, *overrides, **env)
         return [call["prog"], *call["argv"]]
 
     return capture

@@ -15,7 +15,9 @@
 #   - a merge writes to stageK/hf.partial and renames it to stageK/hf only when it succeeded, so
 #     hf/ is never half-written; a leftover hf.partial is discarded and the merge redone;
 #   - a stage with checkpoints but no hf/ was interrupted: the run stops unless RESUME=1, which
-#     continues that stage from its last checkpoint (verl's trainer.resume_mode=auto) and then merges;
+#     continues that stage from its last checkpoint (verl's trainer.resume_mode=auto) and then merges,
+#     or RESUME=merge, which merges its last checkpoint without training (training had finished and
+#     only the merge failed);
 #   - a stage cannot run while a later stage already has outputs (they were built from another model).
 # STAGES="2 3" runs a subset; the first stage listed starts from MODEL_PATH.
 set -euo pipefail
@@ -25,7 +27,7 @@ source "$RECIPES/common.sh"
 
 : "${STAGES:=1 2 3}"
 : "${RESUME:=0}"
-[[ "$RESUME" == 0 || "$RESUME" == 1 ]] || rv_die "RESUME must be 0 or 1, got '$RESUME'"
+[[ "$RESUME" == 0 || "$RESUME" == 1 || "$RESUME" == merge ]] || rv_die "RESUME must be 0, 1 or merge, got '$RESUME'"
 
 STAGE1_ARGS=()
 STAGE2_ARGS=()
@@ -124,9 +126,9 @@ refusal() {
       return 0
     fi
   done
-  if has_checkpoints "$dir" && [[ "$RESUME" != 1 ]]; then
-    printf 'stage %s has checkpoints in %s/checkpoints but no merged model %s/hf: it was interrupted, or its merge failed. RESUME=1 continues training from the last checkpoint; to only merge, run: %s -m verl.model_merger merge --backend fsdp --local_dir <last global_step_N[/actor]> --target_dir %s/hf; to start over, move %s away' \
-      "$stage" "$dir" "$dir" "$PYTHON" "$dir" "$dir"
+  if has_checkpoints "$dir" && [[ "$RESUME" == 0 ]]; then
+    printf 'stage %s has checkpoints in %s/checkpoints but no merged model %s/hf: it was interrupted, or its merge failed. RESUME=1 continues training from the last checkpoint, RESUME=merge only merges it (when training had finished); to start over, move %s away' \
+      "$stage" "$dir" "$dir" "$dir"
     return 0
   fi
   return 1
@@ -197,8 +199,12 @@ for stage in "${STAGE_LIST[@]}"; do
     rv_die "stage $stage was started from $(<"$dir/input_model.txt"), not $model; move $dir away to start it over"
   fi
   printf '%s' "$model" >"$dir/input_model.txt"
-  rv_log "stage $stage: training from $model"
-  run_stage "$stage" "$model"
+  if [[ "$RESUME" == merge ]] && has_checkpoints "$dir"; then
+    rv_log "stage $stage: RESUME=merge, merging its last checkpoint without training"
+  else
+    rv_log "stage $stage: training from $model"
+    run_stage "$stage" "$model"
+  fi
   merge_stage "$stage"
   model=$dir/hf
 done

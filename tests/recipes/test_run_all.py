@@ -165,6 +165,23 @@ def test_failed_merge_leaves_no_finished_stage_and_is_redone(world):
     assert not (world.out / "stage1" / "hf.partial").exists()
 
 
+def test_resume_merge_merges_the_last_checkpoint_without_training(world):
+    assert world.run(FAKE_FAIL_MERGE="1").returncode != 0
+    assert len(world.trainings()) == 1
+    result = world.run(RESUME="merge")
+    assert result.returncode == 0, result.stderr
+    config = json.loads((world.out / "stage1" / "hf" / "config.json").read_text())
+    assert config["merged_from"].endswith("stage1/checkpoints/global_step_3")
+    # Stage 1 was not trained again; stages 2 and 3 had no checkpoints, so they trained as usual.
+    assert [fake_verl.module_of(c) for c in world.trainings()] == ["revisual_verl.main_ppo"] * 2
+    assert len(world.merges()) == 3
+
+
+def test_resume_takes_only_known_values(world):
+    result = world.run(RESUME="yes")
+    assert result.returncode != 0 and "RESUME must be 0, 1 or merge" in result.stderr
+
+
 def test_never_reruns_a_stage_under_a_finished_later_stage(world):
     assert world.run().returncode == 0
     stage2_config = (world.out / "stage2" / "hf" / "config.json").read_text()

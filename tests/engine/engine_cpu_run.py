@@ -82,7 +82,15 @@ def as_sft_batch(data):
     return data
 
 
-def build_engine(model_dir: str, strategy: str, weight_decay: float, forward_only: bool = False):
+def build_engine(
+    model_dir: str,
+    strategy: str,
+    weight_decay: float,
+    forward_only: bool = False,
+    optimizer: str = "AdamW",
+    lr: float = 1e-2,
+    clip_grad: float = 1.0,
+):
     from verl.trainer.config import CheckpointConfig
     from verl.workers.config import FSDPEngineConfig, FSDPOptimizerConfig, HFModelConfig
     from verl.workers.engine import EngineRegistry
@@ -101,7 +109,9 @@ def build_engine(model_dir: str, strategy: str, weight_decay: float, forward_onl
         use_torch_compile=False,
         forward_only=forward_only,  # what verl's ref worker sets (actor_rollout_ref.ref.fsdp_config)
     )
-    optimizer_config = FSDPOptimizerConfig(lr=1e-2, weight_decay=weight_decay, total_training_steps=100)
+    optimizer_config = FSDPOptimizerConfig(
+        optimizer=optimizer, lr=lr, weight_decay=weight_decay, clip_grad=clip_grad, total_training_steps=100
+    )
     return EngineRegistry.new(
         model_type="language_model",
         backend=strategy,

@@ -1,0 +1,151 @@
+"""One optimizer step of verl's FSDP2 actor engine per case, on CPU; test support for test_engine_exactness.py.
+
+Run in a subprocess set up like tests/engine/engine_cpu_run.py (CPU+gloo platform, revisual engine vendor,
+tests/engine on PYTHONPATH). Reads a ``torch.save`` payload: the rollout's prompts and responses, and per
+case the rows to train on (a row may repeat) with their advantages, response_mask and loss_mask. Every
+case starts from the same tiny Qwen2.5-VL and takes one ``train_batch`` (forward, verl's ppo_loss, backward
+over micro-batches, optimizer step). Writes the parameters after each case and what the engine saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import tempfile
+
+import torch
+import torch.distributed as dist
+from engine_cpu_run import actor_loss, build_engine, save_tiny_model, snapshot
+
+MICRO_BATCH = 2
+# Off-policy by a few percent so verl's importance ratio is not 1 (and stays inside the clip range).
+OLD_LOG_PROB_SHIFT = 0.05
+
+
+def _padded(rows: list[torch.Tensor], width: int, dtype=None) -> torch.Tensor:
+    out = torch.zeros(len(rows), width, dtype=dtype or rows[0].dtype)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def engine_batch(prompts, responses, advantages, response_mask, loss_mask, old_log_probs):
+    """Rows laid out as the actor engine receives them (verl's left_right_2_no_padding), loss_mask as given."""
+    from tensordict import TensorDict
+    from verl.utils import tensordict_utils as tu
+    from verl.workers.utils.padding import left_right_2_no_padding
+
+    batch, prompt_len = len(prompts), len(prompts[0])
+    width = max(len(r) for r in responses)
+    lengths = torch.tensor([len(r) for r in responses])
+    response_valid = (torch.arange(width)[None] < lengths[:, None]).long()
+    attention_mask = torch.cat([torch.ones(batch, prompt_len, dtype=torch.long), response_valid], dim=1)
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0).unsqueeze(1).expand(batch, 4, -1).contiguous()
+    prompt_ids = torch.stack(prompts)
+    response_ids = _padded(responses, width)
+    data = TensorDict(
+        {
+            "prompts": prompt_ids,
+            "responses": response_ids,
+            "input_ids": torch.cat([prompt_ids, response_ids], dim=1),
+            "attention_mask": attention_mask,
+            "response_mask": _padded(response_mask, width),
+            "position_ids": position_ids,
+            "old_log_probs": _padded(old_log_probs, width, torch.float32),
+            "advantages": _padded(advantages, width, torch.float32),
+        },
+        batch_size=[batch],
+    )
+    data = left_right_2_no_padding(data)
+    # verl's v1 trainer stores loss_mask next to response_mask; pad_sync writes a different one back.
+    data["loss_mask"] = _padded(loss_mask, width)
+    tu.assign_non_tensor(
+        data,
+        temperature=1.0,
+        use_remove_padding=False,
+        use_dynamic_bsz=False,
+        micro_batch_size_per_gpu=MICRO_BATCH,
+        global_batch_size=batch,
+        calculate_entropy=False,
+        use_fused_kernels=False,
+    )
+    return data
+
+
+def rollout_log_probs(engine, prompts, responses) -> list[torch.Tensor]:
+    """The rollout's log-probs under the initial weights, as verl recomputes old_log_probs."""
+    from verl.workers.utils.padding import no_padding_2_padding
+
+    ones = [torch.ones(len(r), dtype=torch.long) for r in responses]
+    zeros = [torch.zeros(len(r)) for r in responses]
+
+    def batch():
+        return engine_batch(prompts, responses, zeros, ones, ones, zeros)
+
+    with engine.eval_mode():
+        log_probs = engine.infer_batch(batch())["model_output"]["log_probs"]
+    padded = no_padding_2_padding(log_probs, batch())
+    return [padded[i, : len(r)].detach().clone() for i, r in enumerate(responses)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--payload", required=True, help="torch.save file written by the test")
+    parser.add_argument("--out", required=True, help="where to torch.save the parameters after each case")
+    parser.add_argument("--optimizer", default="SGD", help="torch.optim class name")
+    parser.add_argument("--lr", type=float, default=1.0)
+    args = parser.parse_args()
+    payload = torch.load(args.payload, weights_only=True)
+    prompts, responses = payload["prompts"], payload["responses"]
+
+    dist.init_process_group("gloo", init_method=f"file://{tempfile.mktemp()}", rank=0, world_size=1)
+    torch.use_deterministic_algorithms(True)
+    loss_fn = actor_loss(entropy_coeff=0.0, freeze_vision_tower=False)
+    result = {"cases": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = os.path.join(tmp, "model")
+        save_tiny_model(model_dir)
+
+        def fresh_engine():
+            # No weight decay and no clipping: the step is -lr * gradient, so it shows the loss scale.
+            engine = build_engine(
+                model_dir, "fsdp2", weight_decay=0.0, optimizer=args.optimizer, lr=args.lr, clip_grad=math.inf
+            )
+            engine.initialize()
+            return engine
+
+        engine = fresh_engine()
+        result["engine_cls"] = type(engine).__name__
+        result["before"] = snapshot(engine)
+        old = rollout_log_probs(engine, prompts, responses)
+        old = [lp + OLD_LOG_PROB_SHIFT * torch.cos(torch.arange(len(lp)) + i) for i, lp in enumerate(old)]
+
+        for n, (name, case) in enumerate(payload["cases"].items()):
+            if n:
+                engine = fresh_engine()
+            rows = case["rows"]
+            data = engine_batch(
+                [prompts[i] for i in rows],
+                [responses[i] for i in rows],
+                case["advantages"],
+                case["response_mask"],
+                case["loss_mask"],
+                [old[i] for i in rows],
+            )
+            with engine.train_mode():
+                out = engine.train_batch(data, loss_function=loss_fn)
+            result["cases"][name] = {
+                "params": snapshot(engine),
+                "grad_norm": float(out["metrics"]["grad_norm"]),
+                # forward_backward_batch stores the token-mean denominator it summed from loss_mask.
+                "batch_num_tokens": int(data["batch_num_tokens"]),
+                "micro_batches": len(out["loss"]),
+                "loss": float(sum(out["loss"])),
+            }
+    dist.destroy_process_group()
+    torch.save(result, args.out)
+
+
+if __name__ == "__main__":
+    main()

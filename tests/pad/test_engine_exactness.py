@@ -1,0 +1,250 @@
+"""What pad_sync stores makes verl's real actor engine train exactly on PAD's selected rows.
+
+The masks and advantages come from the trainers themselves: PadSyncTrainer and verl's plain v1 'sync'
+trainer compute advantages on rows in TransferQueue (Ray on CPU), as in a run. Then one optimizer step of
+verl's FSDP2 engine (engine_exactness_run.py, a subprocess on the CPU+gloo platform of tests/engine) on:
+  (a) the full batch with what pad_sync stored;
+  (b) only the selected rows, each repeated as often as it was drawn, with their rollout masks and one
+      draw's advantage;
+  (c) the full batch with what verl's plain 'sync' trainer stores: the same zeroed advantages, masks as
+      rolled out.
+(a) and (b) give the same parameters although their micro-batches hold different rows; (c) does not,
+because its token-mean denominator (the sum of loss_mask) also counts the dropped rows.
+
+The step is plain SGD without clipping, so parameters move by -lr * gradient. AdamW's first step is
+lr * g / (|g| + eps), blind to the loss scale, and clipping would rescale both gradients alike: either
+would hide the denominator that (c) gets wrong.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
+from verl.trainer.ppo.v1.trainer_base import get_trainer_cls
+from verl.utils import tensordict_utils as tu
+
+from revisual_verl.pad.estimator import pop_latest_result, set_progress
+from revisual_verl.pad.trainer import PadSyncTrainer
+
+HERE = Path(__file__).parent
+REPO = HERE.parent.parent
+GROUPS, N, PROMPT_LEN = 4, 4, 6
+# Group 0 is uniform (no signal), the others mixed.
+SCORES = [[1, 1, 1, 1], [1, 0, 0, 1], [0, 1, 0, 0], [1, 0, 1, 1]]
+BASE = [
+    f"data.train_batch_size={GROUPS}",
+    f"actor_rollout_ref.rollout.n={N}",
+    f"actor_rollout_ref.actor.ppo_mini_batch_size={GROUPS}",  # one mini-batch: the whole step is one update
+    "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
+    "transfer_queue.enable=true",
+    "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
+]
+CASES = {
+    "no_replacement": ["algorithm.pad.rho=0.5"],
+    "replacement": ["algorithm.pad.rho=1.5", "algorithm.pad.replacement=true"],
+}
+
+
+def compose_config(extra=()):
+    with initialize_config_module(config_module="revisual_verl.config", version_base=None):
+        return compose(config_name="revisual_ppo", overrides=BASE + list(extra))
+
+
+@pytest.fixture(scope="module")
+def transfer_queue(ray_local):
+    import transfer_queue as tq
+
+    tq.init(compose_config().transfer_queue)
+    yield tq
+    tq.close()
+
+
+def make_rollout():
+    """Text-only GRPO groups: one prompt per group, responses of 2-7 tokens, the score on the last token."""
+    gen = torch.Generator().manual_seed(0)
+    prompts, responses, scores = [], [], []
+    for group_scores in SCORES:
+        prompt = torch.randint(3, 100, (PROMPT_LEN,), generator=gen)
+        for score in group_scores:
+            prompts.append(prompt)
+            responses.append(torch.randint(3, 100, (int(torch.randint(2, 8, (1,), generator=gen)),), generator=gen))
+            scores.append(float(score))
+    return prompts, responses, scores
+
+
+def put_rollout(tq, step_name, responses, scores):
+    """The rollout as verl's agent loop stores it: keys uid_session_index, loss_mask a copy of response_mask."""
+    keys = [f"{step_name}g{i // N}_{i % N}_0" for i in range(len(responses))]
+    masks = [torch.ones(len(r), dtype=torch.int64) for r in responses]
+    rm_scores = [
+        torch.cat([torch.zeros(len(r) - 1), torch.tensor([s])]) for r, s in zip(responses, scores, strict=True)
+    ]
+
+    def nested(tensors):
+        return torch.nested.as_nested_tensor(tensors, layout=torch.jagged)
+
+    fields = tu.get_tensordict(
+        {
+            "response_mask": nested(masks),
+            "loss_mask": nested([m.clone() for m in masks]),
+            "rm_scores": nested(rm_scores),
+            "uid": [f"{step_name}g{i // N}" for i in range(len(responses))],
+        }
+    )
+    return tq.kv_batch_put(keys=keys, partition_id="train", fields=fields, tags=[{"is_padding": False}] * len(keys))
+
+
+def stored_rows(tq, batch):
+    stored = tq.kv_batch_get(
+        keys=batch.keys, partition_id="train", select_fields=["advantages", "response_mask", "loss_mask"]
+    )
+    return {name: list(stored[name].unbind()) for name in ("advantages", "response_mask", "loss_mask")}
+
+
+def trainer_fields(tq, extra, tag):
+    """What pad_sync stores for the rollout, and what verl's plain 'sync' trainer stores on the same draw."""
+    _, responses, scores = make_rollout()
+    pad_trainer = PadSyncTrainer(compose_config(extra))
+    pad_trainer.global_steps, pad_trainer.total_training_steps = 3, 10
+    metrics = {}
+    pad_batch = pad_trainer._compute_advantage(put_rollout(tq, f"{tag}pad", responses, scores), metrics)
+    pad = stored_rows(tq, pad_batch)
+
+    sync_trainer = get_trainer_cls("sync")(compose_config(extra))
+    assert type(sync_trainer) is not PadSyncTrainer
+    # The step pad_sync announced, so the estimator draws the same rows (the sync trainer tells it nothing).
+    set_progress(2, 9, draw=pad_trainer.local_trigger_step)
+    sync_batch = sync_trainer._compute_advantage(put_rollout(tq, f"{tag}sync", responses, scores), {})
+    # The estimator's own multiplicities, independent of what pad_sync wrote to the masks.
+    weights = pop_latest_result().weights.long().tolist()
+    sync = stored_rows(tq, sync_batch)
+    return pad, sync, weights, metrics
+
+
+def run_engine_steps(payload: dict, tmp_path: Path) -> dict:
+    torch.save(payload, tmp_path / "payload.pt")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("REVISUAL_")},
+        "PYTHONPATH": os.pathsep.join(
+            [str(REPO / "tests" / "engine"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
+        "VERL_USE_EXTERNAL_MODULES": "cpu_platform",
+        "VERL_PLATFORM": "cpu_gloo",
+        "VERL_ENGINE_DEVICE": "cuda",
+        "VERL_ENGINE_VENDOR": "revisual",  # verl's own engine cannot run text-only Qwen2.5-VL batches
+        "OMP_NUM_THREADS": "1",
+    }
+    command = [sys.executable, str(HERE / "engine_exactness_run.py")]
+    command += ["--payload", str(tmp_path / "payload.pt"), "--out", str(tmp_path / "out.pt")]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, check=False)
+    if proc.returncode != 0:
+        raise AssertionError(f"engine run failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return torch.load(tmp_path / "out.pt", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def engine_results(transfer_queue, tmp_path_factory):
+    """Every case of both draws in one engine subprocess (its start-up dominates)."""
+    prompts, responses, scores = make_rollout()
+    rows = list(range(len(responses)))
+    payload = {"prompts": prompts, "responses": responses, "cases": {}}
+    draws = {}
+    for name, extra in CASES.items():
+        pad, sync, weights, metrics = trainer_fields(transfer_queue, extra, name)
+        duplicated = [i for i in rows for _ in range(weights[i])]
+        draws[name] = {"weights": weights, "pad": pad, "sync": sync, "metrics": metrics}
+        payload["cases"][f"{name}/a_pad_sync"] = {"rows": rows, **pad}
+        payload["cases"][f"{name}/b_selected_rows"] = {
+            "rows": duplicated,
+            # One draw's advantage: pad_sync stores it times the row's multiplicity.
+            "advantages": [pad["advantages"][i] / weights[i] for i in duplicated],
+            "response_mask": [torch.ones(len(responses[i]), dtype=torch.int64) for i in duplicated],
+            "loss_mask": [torch.ones(len(responses[i]), dtype=torch.int64) for i in duplicated],
+        }
+        payload["cases"][f"{name}/c_plain_sync"] = {"rows": rows, **sync}
+    out = run_engine_steps(payload, tmp_path_factory.mktemp("engine_exactness"))
+    return {"draws": draws, "scores": scores, "responses": responses, **out}
+
+
+def deltas(result: dict, case: str) -> dict:
+    return {n: p - result["before"][n] for n, p in result["cases"][case]["params"].items()}
+
+
+@pytest.mark.parametrize("draw", list(CASES))
+def test_pad_sync_stores_a_real_selection(engine_results, draw):
+    responses, scores = engine_results["responses"], engine_results["scores"]
+    info = engine_results["draws"][draw]
+    weights, pad, sync = info["weights"], info["pad"], info["sync"]
+    lengths = [len(r) for r in responses]
+    assert weights[:N] == [0] * N  # the uniform group has no advantage and is never drawn
+    assert 0 < sum(w > 0 for w in weights) < len(weights)
+    if draw == "replacement":
+        assert max(weights) > 1 and sum(weights) == 24  # ceil(rho * N) draws, N = every valid row
+    else:
+        assert max(weights) == 1
+    assert info["metrics"]["pad/selected_rows"] == sum(weights)
+    # One draw's advantage is the GRPO advantage (verl's estimator, on the same rollout).
+    rewards = torch.zeros(len(responses), max(lengths))
+    rewards[torch.arange(len(responses)), torch.tensor(lengths) - 1] = torch.tensor(scores)
+    mask = (torch.arange(max(lengths))[None] < torch.tensor(lengths)[:, None]).float()
+    grpo, _ = compute_grpo_outcome_advantage(rewards, mask, [f"g{i // N}" for i in range(len(responses))])
+    for i, w in enumerate(weights):
+        assert torch.equal(pad["response_mask"][i], torch.full((lengths[i],), int(w > 0)))
+        assert torch.equal(pad["loss_mask"][i], torch.full((lengths[i],), w))
+        torch.testing.assert_close(pad["advantages"][i], grpo[i, : lengths[i]] * w, rtol=1e-5, atol=1e-6)
+        # verl's plain trainer stores the same advantages but leaves both masks as rolled out.
+        assert torch.equal(sync["advantages"][i], pad["advantages"][i])
+        assert torch.equal(sync["response_mask"][i], torch.ones(lengths[i], dtype=torch.int64))
+        assert torch.equal(sync["loss_mask"][i], torch.ones(lengths[i], dtype=torch.int64))
+
+
+@pytest.mark.parametrize("draw", list(CASES))
+def test_one_engine_step_on_pad_sync_fields_equals_one_on_the_selected_rows(engine_results, draw):
+    assert engine_results["engine_cls"] == "RevisualFSDPEngine"
+    cases = engine_results["cases"]
+    full, sliced = cases[f"{draw}/a_pad_sync"], cases[f"{draw}/b_selected_rows"]
+    weights = engine_results["draws"][draw]["weights"]
+    lengths = [len(r) for r in engine_results["responses"]]
+    assert full["batch_num_tokens"] == sliced["batch_num_tokens"] == sum(w * n for w, n in zip(weights, lengths))
+    # Gradient accumulation over different micro-batch splits of different rows.
+    assert full["micro_batches"] == 8 and sliced["micro_batches"] == -(-sum(weights) // 2)
+    assert full["grad_norm"] > 0
+    assert full["grad_norm"] == pytest.approx(sliced["grad_norm"], rel=1e-5)
+    assert full["loss"] == pytest.approx(sliced["loss"], rel=1e-5, abs=1e-7)
+
+    step_full, step_sliced = (
+        deltas(engine_results, f"{draw}/a_pad_sync"),
+        deltas(engine_results, f"{draw}/b_selected_rows"),
+    )
+    # Every language-model tensor moved (27 in the tiny model; the vision tower has no gradient on text rows).
+    assert sum(1 for d in step_full.values() if d.abs().max() > 0) == 27
+    scale = max(float(d.abs().max()) for d in step_full.values())
+    for name, param in full["params"].items():
+        # Float32 round-off of differently ordered sums only: about 1e-7 here, against steps of about 0.2-0.4.
+        assert torch.allclose(param, sliced["params"][name], rtol=1e-6, atol=1e-6), name
+        torch.testing.assert_close(step_full[name], step_sliced[name], rtol=1e-4, atol=2e-6 * scale, msg=name)
+
+
+@pytest.mark.parametrize("draw", list(CASES))
+def test_without_the_mask_write_back_the_dropped_rows_dilute_the_step(engine_results, draw):
+    cases = engine_results["cases"]
+    exact, diluted = cases[f"{draw}/a_pad_sync"], cases[f"{draw}/c_plain_sync"]
+    lengths = [len(r) for r in engine_results["responses"]]
+    assert diluted["batch_num_tokens"] == sum(lengths) != exact["batch_num_tokens"]
+    ratio = exact["batch_num_tokens"] / diluted["batch_num_tokens"]
+    assert diluted["grad_norm"] == pytest.approx(exact["grad_norm"] * ratio, rel=1e-5)
+
+    step_exact, step_diluted = (
+        deltas(engine_results, f"{draw}/a_pad_sync"),
+        deltas(engine_results, f"{draw}/c_plain_sync"),
+    )
+    assert not all(torch.allclose(p, diluted["params"][n], rtol=1e-6, atol=1e-6) for n, p in exact["params"].items())
+    # The same direction, scaled by (selected tokens) / (all tokens).
+    scale = max(float(d.abs().max()) for d in step_exact.values())
+    for name, step in step_exact.items():
+        torch.testing.assert_close(step_diluted[name], step * ratio, rtol=1e-4, atol=1e-5 * scale, msg=name)

@@ -55,15 +55,6 @@ def compose_config(extra=()):
         return compose(config_name="revisual_ppo", overrides=BASE + list(extra))
 
 
-@pytest.fixture(scope="module")
-def transfer_queue(ray_local):
-    import transfer_queue as tq
-
-    tq.init(compose_config().transfer_queue)
-    yield tq
-    tq.close()
-
-
 def make_rollout():
     """Text-only GRPO groups: one prompt per group, responses of 2-7 tokens, the score on the last token."""
     gen = torch.Generator().manual_seed(0)

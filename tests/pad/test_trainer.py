@@ -34,15 +34,6 @@ def compose_config(extra=()):
         return compose(config_name="revisual_ppo", overrides=BASE + list(extra))
 
 
-@pytest.fixture(scope="module")
-def transfer_queue(ray_local):
-    import transfer_queue as tq
-
-    tq.init(compose_config().transfer_queue)
-    yield tq
-    tq.close()
-
-
 class RecordingActorGroup:
     """Stands in for the GPU actor worker group: reads the step's rows from TransferQueue as the
     engine does and records the token-mean denominator it would use (sum of loss_mask)."""

@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from revisual_verl.data.coldstart import LAYOUTS
-from revisual_verl.data.prepare import DEFAULT_VAL_SIZE, PARTS, PrepareOptions, prepare
+from revisual_verl.data.prepare import DEFAULT_VAL_SIZE, PARTS, PrepareError, PrepareOptions, prepare
 from revisual_verl.data.readers import InputFormatError
 from revisual_verl.data.rejections import StrictModeError
 from revisual_verl.data.rl_rows import REVISUAL_INSTRUCTION
@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="convert one part",
         description=(
             "Convert one GRAMMAR part. Writes OUTPUT/train.parquet (or train-00000.parquet, ... with --shard-rows), "
-            "OUTPUT/val.parquet and OUTPUT/report.json, which lists every skipped row with its reason."
+            "OUTPUT/val.parquet and OUTPUT/report.json, which lists every skipped row with its reason. A run that "
+            "fails or keeps no row exits 1 and leaves OUTPUT as it was; only files a previous run listed in "
+            "report.json are ever replaced or removed."
         ),
         epilog="parts: " + "; ".join(f"{part}: {text}" for part, text in PART_HELP.items()),
     )
@@ -109,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     prepare_parser.add_argument("--answer-key", default="answer", metavar="KEY", help="RL parts: answer column")
     prepare_parser.add_argument("--image-key", default="images", metavar="KEY", help="mmrl: images column")
     prepare_parser.add_argument("--source-key", default="dataset", metavar="KEY", help="RL parts: source tag column")
+    prepare_parser.add_argument(
+        "--allow-image-root",
+        metavar="DIR",
+        help="mmrl: an image stored only as a path is read if it resolves (symlinks included) inside the input "
+        "file's folder; this allows one other folder too. Any other path is skipped (image_outside_data) unopened",
+    )
     progress = prepare_parser.add_mutually_exclusive_group()
     progress.add_argument(
         "--progress", dest="progress", action="store_true", default=None, help="show a progress bar (default: on a TTY)"
@@ -158,12 +166,13 @@ def main(argv: list[str] | None = None) -> int:
             image_key=args.image_key,
             source_key=args.source_key,
             progress=args.progress,
+            allow_image_root=args.allow_image_root,
         )
     except ValueError as error:
         parser.error(str(error))
     try:
         report = prepare(options)
-    except (InputFormatError, StrictModeError, OSError) as error:
+    except (InputFormatError, StrictModeError, PrepareError, OSError) as error:
         print(f"revisual-data: error: {error}", file=sys.stderr)
         return 1
     print(_summary(report, args.output))

@@ -10,6 +10,11 @@ What it adds to verl's class, which reads and concatenates the files itself:
   conflict that cannot be unified names the file and the column.
 * A row whose ``<image>`` placeholders do not match its images is dropped with a counted warning at load time,
   where verl would fail an assertion in the middle of a training step.
+* Every image is checked when the dataset is built, as the rollout will load it (header and pixel bound first,
+  then a full decode to RGB, and Qwen-VL's aspect-ratio limit), and a row with an image that fails is dropped,
+  counted in ``dropped_rows["undecodable_image"]``, whether or not verl's length filter runs. verl's own class
+  keeps such a row until ``dataset[i]`` or the rollout's processor raises in the middle of an epoch (or, with the
+  length filter on, drops it counted as too long).
 * Image rows without a processor fail at construction with a message that says so; text-only files (stage 3)
   need no processor, with or without an empty ``images`` column.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from collections import Counter
 
 import datasets
@@ -26,11 +32,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
+from revisual_verl.data.images import ImageProblem, check_image_bytes, read_regular_file
 from revisual_verl.data.schemas import IMAGE_PLACEHOLDER
 
 logger = logging.getLogger(__name__)
 # Rows per arrow batch when counting placeholders, to bound memory on large files.
 COUNT_BATCH_ROWS = 65_536
+# Rows per batch when checking images: their encoded bytes are in memory one batch at a time.
+IMAGE_CHECK_BATCH_ROWS = 64
+# Image strings the rollout fetches rather than reads from disk; they cannot be checked at load time.
+REMOTE_IMAGE_PREFIXES = ("http://", "https://", "data:")
+# Problems logged row by row before the rest are only counted.
+LOGGED_IMAGE_PROBLEMS = 5
 
 
 def _load_file(path: str) -> datasets.Dataset:
@@ -98,6 +111,48 @@ def placeholder_and_image_counts(table: pa.Table, prompt_key: str, image_key: st
     return placeholders, images
 
 
+def image_problem(image: object) -> str | None:
+    """Why the rollout could not use one stored image (None when it can), checked the way verl will load it.
+
+    verl's dataset opens a ``{bytes, path}`` image from its bytes only (a path beside no bytes fails), and hands a
+    string to the rollout's loader as a local path or a URL.
+    """
+    if isinstance(image, dict):
+        data = image.get("bytes")
+        if not isinstance(data, bytes | bytearray) or not data:
+            return "has no bytes (verl's dataset reads a {bytes, path} image from its bytes only)"
+    elif isinstance(image, str | os.PathLike):
+        location = os.fspath(image)
+        if location.startswith(REMOTE_IMAGE_PREFIXES):
+            return None
+        try:
+            data = read_regular_file(location.removeprefix("file://"))
+        except ImageProblem as problem:
+            return str(problem)
+    else:
+        return f"is {type(image).__name__}, not a {{bytes, path}} image or a path"
+    try:
+        check_image_bytes(bytes(data))
+    except ImageProblem as problem:
+        return str(problem)
+    return None
+
+
+def _image_lists(table: pa.Table) -> list[object]:
+    """The images column of a batch as Python values; a row whose value arrow cannot convert becomes an error."""
+    column = table.column(0)
+    try:
+        return column.to_pylist()
+    except Exception:  # noqa: BLE001  e.g. a path that is not UTF-8; only that row is lost
+        values = []
+        for row in range(len(column)):
+            try:
+                values.append(column[row].as_py())
+            except Exception as error:  # noqa: BLE001  as above
+                values.append(ImageProblem(f"its row cannot be read ({type(error).__name__}: {error})"))
+        return values
+
+
 class MixedModalRLDataset(RLHFDataset):
     """``RLHFDataset`` that unifies file schemas and checks image rows before training sees them."""
 
@@ -124,6 +179,9 @@ class MixedModalRLDataset(RLHFDataset):
                 f"{image_rows} rows of {list(self.original_data_files)} carry images but no processor was given; "
                 "use a vision-language model, or give only text data files for a text-only stage"
             )
+        self.dataframe, images = self._drop_undecodable_image_rows(self.dataframe, images)
+        self.modality_counts = Counter({"image": int((images > 0).sum()), "text": int((images == 0).sum())})
+        image_rows = self.modality_counts["image"]
         if image_rows and self.filter_overlong_prompts:
             self._require_vision_utils()
         before = len(self.dataframe)
@@ -168,6 +226,48 @@ class MixedModalRLDataset(RLHFDataset):
             )
             frame = frame.select(np.flatnonzero(matched).tolist())
             images = images[matched]
+        return frame, images
+
+    def _drop_undecodable_image_rows(
+        self, frame: datasets.Dataset, images: np.ndarray
+    ) -> tuple[datasets.Dataset, np.ndarray]:
+        """The rows all of whose images the rollout can decode, and each kept row's image count.
+
+        Runs before verl's length filter, which would otherwise drop these rows counted as too long (or, with the
+        filter off, keep them until a training step fails on them).
+        """
+        self.dropped_rows["undecodable_image"] = 0
+        if not images.any() or self.image_key not in frame.column_names:
+            return frame, images
+        usable = np.ones(len(frame), dtype=bool)
+        row = dropped = 0
+        batches = frame.select_columns([self.image_key]).with_format("arrow").iter(batch_size=IMAGE_CHECK_BATCH_ROWS)
+        for table in batches:
+            for stored in _image_lists(table):
+                problem = None
+                if isinstance(stored, ImageProblem):
+                    problem = str(stored)
+                else:
+                    for position, image in enumerate(stored or ()):
+                        found = image_problem(image)
+                        if found is not None:
+                            problem = f"image {position}: {found}"
+                            break
+                if problem is not None:
+                    usable[row] = False
+                    dropped += 1
+                    if dropped <= LOGGED_IMAGE_PROBLEMS:
+                        logger.warning("dropping row %d: %s", row, problem)
+                row += 1
+        self.dropped_rows["undecodable_image"] = dropped
+        if dropped:
+            logger.warning(
+                "dropped %d of %d rows with an image the rollout could not decode (not counted as overlong)",
+                dropped,
+                len(frame),
+            )
+            frame = frame.select(np.flatnonzero(usable).tolist())
+            images = images[usable]
         return frame, images
 
     def split(self, num_splits: int):

@@ -1,14 +1,20 @@
 """One pass from raw rows to verl parquet: convert, check, split, write, report.
 
 Outputs are written into a staging folder inside the output directory and moved into place only when the whole
-pass succeeds, so a failed or ``--strict``-stopped run leaves the previous output as it was.
+pass succeeds and kept at least one row, so a failed, empty or ``--strict``-stopped run leaves the previous output
+as it was (and removes an output folder it had to create). Before anything is written, a run refuses an output
+folder that holds one of its inputs (or lies inside an input folder), and one that holds a file under a name the
+converter writes that no previous report of the converter lists. ``report.json`` is the manifest of a run's
+files: the next run removes exactly those of them it does not write again, and no other file.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
+import stat
+import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -20,7 +26,6 @@ from revisual_verl.data import coldstart
 from revisual_verl.data.readers import RawRow, UnreadableRow, expand_inputs, iter_raw_rows
 from revisual_verl.data.rejections import (
     CONVERSATION_TOO_LONG,
-    INVALID_JSON,
     PROMPT_TOO_LONG,
     RowRejected,
     SkipTally,
@@ -59,6 +64,7 @@ class PrepareOptions:
     image_key: str = "images"
     source_key: str = "dataset"
     progress: bool | None = None
+    allow_image_root: str | None = None
 
     def __post_init__(self):
         if self.part not in PARTS:
@@ -71,6 +77,15 @@ class PrepareOptions:
             raise ValueError("max_total_tokens applies to coldstart only; RL parts limit the prompt")
         if self.layout and self.part != "coldstart":
             raise ValueError("layout applies to coldstart only")
+        if self.allow_image_root is not None:
+            if self.part != "mmrl":
+                raise ValueError("allow_image_root applies to mmrl only")
+            if not Path(self.allow_image_root).expanduser().is_dir():
+                raise ValueError(f"allow_image_root {self.allow_image_root!r} is not a directory")
+
+
+class PrepareError(Exception):
+    """A run that must not write its output: nothing to write, or an output folder it must not write into."""
 
 
 class _RowConverter:
@@ -90,10 +105,12 @@ class _RowConverter:
                 data_source=options.data_source or f"grammar_{options.part}",
                 instruction=options.instruction,
             )
+        root = options.allow_image_root
+        self.image_roots = (Path(root).expanduser(),) if root else ()
 
     def __call__(self, raw: RawRow) -> dict:
         if isinstance(raw.value, UnreadableRow):
-            raise RowRejected(INVALID_JSON, raw.value.detail)
+            raise RowRejected(raw.value.reason, raw.value.detail)
         row = self._coldstart(raw) if self.options.part == "coldstart" else self._rl(raw)
         _check_encodable(row)
         return row
@@ -125,7 +142,14 @@ class _RowConverter:
                 raise RowRejected(CONVERSATION_TOO_LONG, f"the conversation is {tokens} tokens, over {limit}")
 
     def _rl(self, raw: RawRow) -> dict:
-        row = to_rl_row(raw.value, raw.index, self.fields, raw.base_dir, with_images=self.options.part == "mmrl")
+        row = to_rl_row(
+            raw.value,
+            raw.index,
+            self.fields,
+            raw.base_dir,
+            with_images=self.options.part == "mmrl",
+            image_roots=self.image_roots,
+        )
         limit = self.options.max_prompt_tokens
         if limit:
             tokens = self.counter.count(row["prompt"], add_generation_prompt=True)
@@ -201,29 +225,122 @@ class _ProgressBars:
         self._bar, self._reader, self._shown = None, None, 0
 
 
-OUTPUT_PATTERNS = ("train.parquet", "train-*.parquet", "val.parquet", "report.json")
+# Every name the converter can write into an output folder; anything else there is never touched.
+OUTPUT_NAME = re.compile(r"(?:train|val)(?:-\d{5})?\.parquet|report\.json")
+REPORT_NAME = "report.json"
+STAGING_PREFIX = ".revisual-data-staging-"
 
 
-def _publish(staging: Path, output: Path) -> None:
-    """Replace a previous run's outputs (only files this tool names) with the staged ones."""
-    for pattern in OUTPUT_PATTERNS:
-        for stale in output.glob(pattern):
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or path.is_relative_to(folder)
+
+
+def _refuse_input_overlap(given: list[str], paths: list[Path], output: Path) -> None:
+    """Refuse an output folder that holds an input, or that lies inside an input folder (whose files a later run
+    would read back as input)."""
+    real_output = output.resolve()
+    for name in [*given, *map(str, paths)]:
+        source = Path(name).expanduser().resolve()
+        if _inside(source, real_output):
+            raise PrepareError(
+                f"refusing to write into {output}: it holds the input {name}; choose an output folder of its own"
+            )
+        if source.is_dir() and _inside(real_output, source):
+            raise PrepareError(
+                f"refusing to write into {output}: it is inside the input folder {name}, whose files a later run "
+                "would read as input; choose an output folder outside it"
+            )
+
+
+def _previous_outputs(output: Path) -> set[str] | None:
+    """The files a previous run listed in ``report.json`` (empty when there is none); None when a report.json is
+    there that this converter did not write."""
+    report = output / REPORT_NAME
+    try:
+        info = report.lstat()
+    except FileNotFoundError:
+        return set()
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    try:
+        content = json.loads(report.read_text(encoding="utf-8"))
+        files = content["files"]
+        names = [*files["train"], files["val"]]
+        if content.get("part") not in PARTS or not all(isinstance(name, str) for name in names):
+            return None
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+    # Only names this converter writes, so a doctored report can never point the clean-up elsewhere.
+    return {name for name in names if OUTPUT_NAME.fullmatch(name)} | {REPORT_NAME}
+
+
+def _check_output_folder(output: Path) -> set[str]:
+    """The previous run's files, after checking that every file under a converter's name is one of them."""
+    if not output.exists():
+        return set()
+    if not output.is_dir():
+        raise PrepareError(f"refusing to write into {output}: it is not a folder")
+    previous = _previous_outputs(output)
+    clashing = sorted(
+        entry.name
+        for entry in output.iterdir()
+        if OUTPUT_NAME.fullmatch(entry.name) and entry.name not in (previous or ())
+    )
+    if clashing:
+        listed = ", ".join(clashing[:5]) + (" ..." if len(clashing) > 5 else "")
+        raise PrepareError(
+            f"refusing to write into {output}: {listed} not written by revisual-data (no report.json of it lists "
+            "them there); move them away or choose another output folder"
+        )
+    return previous or set()
+
+
+def _publish(staging: Path, output: Path, previous: set[str]) -> None:
+    """Move the staged files into place (the report, the manifest, last), then remove the previous run's files
+    that this run did not write again."""
+    produced = sorted(staging.iterdir(), key=lambda path: path.name == REPORT_NAME)
+    for path in produced:
+        path.replace(output / path.name)
+    written = {path.name for path in produced}
+    for name in sorted(previous - written):
+        stale = output / name
+        if stale.is_file() or stale.is_symlink():
             stale.unlink()
-    for produced in sorted(staging.iterdir()):
-        produced.replace(output / produced.name)
     staging.rmdir()
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """The folders that creating ``folder`` would create, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _no_rows_message(rows_read: int, skipped: SkipTally, output: Path) -> str:
+    if rows_read == 0:
+        found = "the input holds no rows"
+    else:
+        counts = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.by_reason.items()))
+        found = f"read {rows_read} rows, skipped all of them ({counts})"
+        if skipped.rows:
+            first = skipped.rows[0]
+            found += f"; first: row {first['index']} of {first['input']} ({first['reason']}): {first['detail']}"
+    return f"no row could be converted: {found}. Nothing was written; {output} is left as it was"
 
 
 def prepare(options: PrepareOptions) -> dict:
     """Run one conversion; returns the report that is also written to ``<output>/report.json``."""
     started = time.perf_counter()
     paths = expand_inputs(options.inputs)
-    converter = _RowConverter(options)
     output = Path(options.output).expanduser()
+    _refuse_input_overlap(options.inputs, paths, output)
+    previous = _check_output_folder(output)
+    converter = _RowConverter(options)
+    created = _missing_folders(output.absolute())
     output.mkdir(parents=True, exist_ok=True)
-    staging = output / f".staging-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=output))
     schema = SFT_SCHEMA if options.part == "coldstart" else RL_SCHEMA
     bars = _ProgressBars(options.progress)
     try:
@@ -248,6 +365,8 @@ def prepare(options: PrepareOptions) -> dict:
                 continue
             reservoir.offer(row)
         bars.close()
+        if reservoir.seen == 0:
+            raise PrepareError(_no_rows_message(rows_read, skipped, output))
 
         # A tiny input must not end up all validation: never more than half the good rows.
         val_used = min(options.val_size, reservoir.seen // 2)
@@ -263,6 +382,7 @@ def prepare(options: PrepareOptions) -> dict:
         report = {
             "part": options.part,
             "inputs": [str(path) for path in paths],
+            "written_by": "revisual-data",
             "options": {k: v for k, v in asdict(options).items() if k not in ("inputs", "output", "progress")},
             "rows_read": rows_read,
             "rows_kept": reservoir.seen,
@@ -277,9 +397,14 @@ def prepare(options: PrepareOptions) -> dict:
         if options.part == "coldstart":
             report["layouts"] = dict(sorted(converter.layouts.items()))
         (staging / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        _publish(staging, output)
+        _publish(staging, output, previous)
         return report
     except BaseException:
         bars.close()
         shutil.rmtree(staging, ignore_errors=True)
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         raise

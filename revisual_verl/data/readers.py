@@ -20,23 +20,32 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from revisual_verl.data.rejections import truncate
+from revisual_verl.data.rejections import INVALID_JSON, UNREADABLE_VALUE, truncate
 
 PARQUET_BATCH_ROWS = 128
 JSON_CHUNK_CHARS = 1 << 20
 # One JSON value larger than this is taken for a malformed array rather than read on to the end of the file.
 MAX_JSON_VALUE_CHARS = 256 << 20
+# A JSON Lines line longer than this is reported as unreadable and skipped, never held in memory whole.
+MAX_JSON_LINE_BYTES = 256 << 20
+# How much of a file that does not open with '[' is looked at to tell JSON Lines from one lone JSON value.
+JSON_SNIFF_BYTES = 8 << 20
+EXPECTED_JSON = "expected a JSON array of rows ('[{...}, ...]') or JSON Lines (one row per line)"
+EXPECTED_JSON_LINES = "expected JSON Lines (one JSON row per line)"
 
 
 class InputFormatError(Exception):
-    """The input cannot be read at all (unknown format, a JSON array that breaks, a missing file)."""
+    """The input cannot be read at all (unknown format, a JSON array that breaks, an empty file, a missing file)."""
 
 
 @dataclass
 class UnreadableRow:
-    """A JSONL line that does not parse; the converter reports it as ``invalid_json``."""
+    """A row the reader could not turn into a value: a JSONL line that does not parse (``invalid_json``), or a
+    row of a columnar file with a cell its library cannot convert (``unreadable_value``). The converter reports
+    it under ``reason``."""
 
     detail: str
+    reason: str = INVALID_JSON
 
 
 @dataclass
@@ -213,16 +222,27 @@ class _TextBuffer:
 
 
 class JsonLinesReader:
-    """One JSON value per line; a line that does not parse becomes an :class:`UnreadableRow`."""
+    """One JSON value per line; a line that does not parse, or is too long to hold, becomes an
+    :class:`UnreadableRow`."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, max_line_bytes: int = MAX_JSON_LINE_BYTES):
         self.path = path
+        self.max_line_bytes = max_line_bytes
         self.progress = Progress("B", path.stat().st_size)
 
     def __iter__(self) -> Iterator[object]:
         with open(self.path, "rb") as handle:
-            for line_number, line in enumerate(handle, start=1):
+            line_number = 0
+            while True:
+                line = handle.readline(self.max_line_bytes + 1)
+                if not line:
+                    return
+                line_number += 1
                 self.progress.done += len(line)
+                if len(line) > self.max_line_bytes and not line.endswith(b"\n"):
+                    self.progress.done += _skip_rest_of_line(handle)
+                    yield UnreadableRow(f"line {line_number}: longer than {self.max_line_bytes} bytes")
+                    continue
                 if not line.strip():
                     continue
                 try:
@@ -235,6 +255,51 @@ class JsonLinesReader:
                 yield value
 
 
+def _skip_rest_of_line(handle, chunk_bytes: int = 1 << 16) -> int:
+    """Read past the end of the current line, a chunk at a time; returns the bytes skipped."""
+    skipped = 0
+    while True:
+        chunk = handle.readline(chunk_bytes)
+        skipped += len(chunk)
+        if not chunk or chunk.endswith(b"\n"):
+            return skipped
+
+
+def _columnar_rows(table, first_row: int) -> list[object]:
+    """The rows of an arrow batch; a row with a cell arrow cannot convert becomes an :class:`UnreadableRow`.
+
+    The whole batch converts at once in the common case; only a batch that fails is converted column by column,
+    and a failing column cell by cell, so one bad value (text that is not UTF-8, say) costs its row alone.
+    """
+    try:
+        return table.to_pylist()
+    except Exception:  # noqa: BLE001  whatever arrow raises for a bad value; the slow path below names it
+        pass
+    names = table.schema.names
+    rows: list[dict] = [{} for _ in range(table.num_rows)]
+    problems: list[str | None] = [None] * table.num_rows
+    for position, name in enumerate(names):
+        column = table.column(position)
+        try:
+            values = column.to_pylist()
+        except Exception:  # noqa: BLE001  as above
+            values = []
+            for row in range(table.num_rows):
+                try:
+                    values.append(column[row].as_py())
+                except Exception as error:  # noqa: BLE001  as above
+                    values.append(None)
+                    if problems[row] is None:
+                        problems[row] = truncate(
+                            f"row {first_row + row} of the file, column {name!r}: {type(error).__name__}: {error}"
+                        )
+        for row, value in enumerate(values):
+            rows[row][name] = value
+    return [
+        row if problem is None else UnreadableRow(problem, UNREADABLE_VALUE) for row, problem in zip(rows, problems)
+    ]
+
+
 class ParquetReader:
     """Rows of a parquet file, read one small batch of row groups at a time."""
 
@@ -245,10 +310,12 @@ class ParquetReader:
         self.progress = Progress("rows", self._file.metadata.num_rows)
 
     def __iter__(self) -> Iterator[object]:
+        first_row = 0
         for batch in self._file.iter_batches(batch_size=self.batch_rows):
-            for row in batch.to_pylist():
+            for row in _columnar_rows(batch, first_row):
                 self.progress.done += 1
                 yield row
+            first_row += batch.num_rows
 
 
 class SavedDatasetReader:
@@ -274,26 +341,95 @@ class SavedDatasetReader:
         self.progress = Progress("rows", len(loaded))
 
     def __iter__(self) -> Iterator[object]:
+        first_row = 0
         for table in self._dataset.with_format("arrow").iter(batch_size=self.batch_rows):
-            for row in table.to_pylist():
+            for row in _columnar_rows(table, first_row):
                 self.progress.done += 1
                 yield row
+            first_row += table.num_rows
 
 
 def _is_saved_dataset(path: Path) -> bool:
     return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
 
 
+_WHITESPACE = b" \t\r\n"
+_BOM = b"\xef\xbb\xbf"
+
+
+def _skip_blank(handle) -> bytes:
+    """Read past a BOM and whitespace; the first bytes of content (b"" for a file with none)."""
+    start = handle.read(len(_BOM))
+    chunk = start[len(_BOM) :] if start == _BOM else start
+    while True:
+        content = chunk.lstrip(_WHITESPACE)
+        if content:
+            return content
+        chunk = handle.read(1 << 16)
+        if not chunk:
+            return b""
+
+
+def _json_kind(value: object) -> str:
+    kinds = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return kinds.get(type(value), "number")
+
+
 def _json_flavour(path: Path) -> str:
-    """'array' or 'lines', from the first character that is not whitespace."""
+    """'array' or 'lines' for a ``.json`` file; an empty file or one lone JSON value raises InputFormatError.
+
+    A file that opens with '[' is an array. Otherwise it must be JSON Lines: a first line that is a whole JSON value
+    and is not the file's only content. A single value on one line, or one value spread over several lines (a
+    pretty-printed object), is neither. Only the first :data:`JSON_SNIFF_BYTES` are read to decide; a first line
+    longer than that is left to the JSON Lines reader.
+    """
     with open(path, "rb") as handle:
-        while True:
-            chunk = handle.read(4096)
-            if not chunk:
-                return "lines"
-            stripped = chunk.lstrip(b" \t\r\n\xef\xbb\xbf")
-            if stripped:
-                return "array" if stripped[:1] == b"[" else "lines"
+        head = _skip_blank(handle)
+        if not head:
+            raise InputFormatError(f"{path}: the file is empty: {EXPECTED_JSON}")
+        if head[:1] == b"[":
+            return "array"
+        window = head + handle.read(max(0, JSON_SNIFF_BYTES - len(head)))
+        at_eof = not handle.read(1)
+    newline = window.find(b"\n")
+    if newline < 0 and not at_eof:
+        return "lines"
+    first_line = window if newline < 0 else window[:newline]
+    try:
+        value = json.loads(first_line)
+    except RecursionError:
+        return "lines"
+    except ValueError:
+        pass
+    else:
+        if at_eof and not window[len(first_line) :].strip(_WHITESPACE):
+            raise InputFormatError(f"{path}: {EXPECTED_JSON}; found a single JSON {_json_kind(value)} and nothing else")
+        return "lines"
+    # The first line is not a value by itself: either a broken JSON Lines row, or the start of one value that goes
+    # on over the next lines, which a decode of the window from the start tells apart.
+    text = window.decode("utf-8", errors="replace")
+    first_line_chars = len(first_line.decode("utf-8", errors="replace"))
+    try:
+        value, end = _DECODER.raw_decode(text)
+    except RecursionError:
+        return "lines"
+    except json.JSONDecodeError as error:
+        spans_lines = error.pos > first_line_chars
+        kind = {"{": "object", '"': "string"}.get(text[:1], "value")
+    except ValueError:
+        return "lines"
+    else:
+        spans_lines = end > first_line_chars
+        kind = _json_kind(value)
+    if spans_lines:
+        raise InputFormatError(f"{path}: {EXPECTED_JSON}; found a JSON {kind} spread over several lines")
+    return "lines"
+
+
+def _check_not_empty(path: Path) -> None:
+    with open(path, "rb") as handle:
+        if not _skip_blank(handle):
+            raise InputFormatError(f"{path}: the file is empty: {EXPECTED_JSON_LINES}")
 
 
 DATA_SUFFIXES = (".parquet", ".json", ".jsonl", ".ndjson")
@@ -324,6 +460,7 @@ def open_reader(path: Path, split: str | None = None):
     if suffix == ".parquet":
         return ParquetReader(path)
     if suffix in (".jsonl", ".ndjson"):
+        _check_not_empty(path)
         return JsonLinesReader(path)
     if suffix == ".json" or suffix == "":
         return JsonArrayReader(path) if _json_flavour(path) == "array" else JsonLinesReader(path)

@@ -8,11 +8,15 @@ from dataclasses import dataclass, field
 
 # Reasons are stable keys: the report, the tests and users' scripts match on them.
 INVALID_JSON = "invalid_json"
+# A cell of a columnar file (parquet, a saved dataset) its library cannot turn into a value, e.g. text not UTF-8.
+UNREADABLE_VALUE = "unreadable_value"
 NOT_AN_OBJECT = "not_an_object"
 MISSING_PROBLEM = "missing_problem"
 MISSING_ANSWER = "missing_answer"
 INVALID_ANSWER = "invalid_answer"
 UNDECODABLE_IMAGE = "undecodable_image"
+# An image path that resolves (symlinks included) outside the input's folder and any allowed root; never opened.
+IMAGE_OUTSIDE_DATA = "image_outside_data"
 IMAGE_PLACEHOLDER_MISMATCH = "image_placeholder_mismatch"
 PROMPT_TOO_LONG = "prompt_too_long"
 CONVERSATION_TOO_LONG = "conversation_too_long"
@@ -24,11 +28,13 @@ CONVERSION_ERROR = "conversion_error"
 
 REASONS = (
     INVALID_JSON,
+    UNREADABLE_VALUE,
     NOT_AN_OBJECT,
     MISSING_PROBLEM,
     MISSING_ANSWER,
     INVALID_ANSWER,
     UNDECODABLE_IMAGE,
+    IMAGE_OUTSIDE_DATA,
     IMAGE_PLACEHOLDER_MISMATCH,
     PROMPT_TOO_LONG,
     CONVERSATION_TOO_LONG,

@@ -7,15 +7,13 @@ A raw row holds ``problem`` (text with one ``<image>`` placeholder per image), `
 
 from __future__ import annotations
 
-import io
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
-
+from revisual_verl.data.images import ImageOutsideRoots, ImageProblem, check_image_bytes, read_image_file
 from revisual_verl.data.rejections import (
+    IMAGE_OUTSIDE_DATA,
     IMAGE_PLACEHOLDER_MISMATCH,
     INVALID_ANSWER,
     MISSING_ANSWER,
@@ -34,8 +32,6 @@ REVISUAL_INSTRUCTION = (
     "The reasoning process MUST BE enclosed within <think> </think> tags. The final answer MUST BE put in \\boxed{}."
 )
 PROBLEM_SLOT = "{problem}"
-# qwen_vl_utils refuses images whose sides differ by more than this factor, which would fail a rollout.
-MAX_IMAGE_ASPECT_RATIO = 200
 # An integer answer longer than this is no answer a model can be graded on; it is also where Python stops
 # converting integers to text (4300 digits by default), so a cap well below that keeps the conversion safe.
 MAX_ANSWER_DIGITS = 1000
@@ -78,8 +74,14 @@ def ground_truth(answer: object) -> str:
     return answer.strip() if isinstance(answer, str) else str(answer)
 
 
-def image_bytes(image: object, position: int, base_dir: Path) -> tuple[bytes, str | None]:
-    """The encoded bytes of one stored image, read from its path when the row holds none."""
+def image_bytes(
+    image: object, position: int, base_dir: Path, image_roots: tuple[Path, ...] = ()
+) -> tuple[bytes, str | None]:
+    """The encoded bytes of one stored image, read from its path when the row holds none.
+
+    A path is read only if it resolves (symlinks included) inside ``base_dir``, the input's folder, or inside one
+    of ``image_roots``; any other path is refused without opening it.
+    """
     if isinstance(image, bytes | bytearray):
         return bytes(image), None
     if isinstance(image, str):
@@ -95,35 +97,34 @@ def image_bytes(image: object, position: int, base_dir: Path) -> tuple[bytes, st
         raise RowRejected(UNDECODABLE_IMAGE, f"image {position} path is {quote(path)}, expected text")
     if data:
         return bytes(data), path
-    if path:
-        candidate = Path(path) if Path(path).is_absolute() else base_dir / path
-        if candidate.is_file():
-            return candidate.read_bytes(), path
-    raise RowRejected(
-        UNDECODABLE_IMAGE, f"image {position} has no bytes and its path {quote(path)} is not a local file"
-    )
+    if not path:
+        raise RowRejected(UNDECODABLE_IMAGE, f"image {position} has neither bytes nor a path")
+    try:
+        return read_image_file(path, base_dir, (base_dir, *image_roots)), path
+    except ImageOutsideRoots as problem:
+        raise RowRejected(IMAGE_OUTSIDE_DATA, f"image {position} path {quote(path)}: {problem}") from None
+    except ImageProblem as problem:
+        raise RowRejected(
+            UNDECODABLE_IMAGE, f"image {position} has no bytes and path {quote(path)}: {problem}"
+        ) from None
 
 
 def check_image(data: bytes, position: int) -> None:
-    """Decode the whole image, as the rollout will, so a truncated or corrupt file is caught here."""
+    """Decode the whole image, as the rollout will, so a truncated, corrupt or oversized image is caught here."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                image.load()
-                width, height = image.size
-    except Exception as error:  # noqa: BLE001  PIL raises many types for bad data; each means the same here.
-        raise RowRejected(UNDECODABLE_IMAGE, f"image {position} does not decode: {error}") from None
-    if width < 1 or height < 1:
-        raise RowRejected(UNDECODABLE_IMAGE, f"image {position} is {width}x{height}")
-    if max(width, height) / min(width, height) > MAX_IMAGE_ASPECT_RATIO:
-        raise RowRejected(
-            UNDECODABLE_IMAGE, f"image {position} is {width}x{height}, beyond the aspect ratio Qwen-VL accepts"
-        )
+        check_image_bytes(data)
+    except ImageProblem as problem:
+        raise RowRejected(UNDECODABLE_IMAGE, f"image {position}: {problem}") from None
 
 
-def to_rl_row(raw: object, index: int, fields: RLFields, base_dir: Path, with_images: bool) -> dict:
-    """One verl RL row; raises :class:`RowRejected` for a row that must not be trained on."""
+def to_rl_row(
+    raw: object, index: int, fields: RLFields, base_dir: Path, with_images: bool, image_roots: tuple[Path, ...] = ()
+) -> dict:
+    """One verl RL row; raises :class:`RowRejected` for a row that must not be trained on.
+
+    ``base_dir`` is the input's folder, from which image paths are read; ``image_roots`` are other folders a path
+    may resolve into.
+    """
     if not isinstance(raw, dict):
         raise RowRejected(NOT_AN_OBJECT, f"row is {type(raw).__name__}, expected an object")
     problem = raw.get(fields.problem)
@@ -144,7 +145,7 @@ def to_rl_row(raw: object, index: int, fields: RLFields, base_dir: Path, with_im
         )
     images = []
     for position, image in enumerate(stored):
-        data, path = image_bytes(image, position, base_dir)
+        data, path = image_bytes(image, position, base_dir, image_roots)
         check_image(data, position)
         images.append({"bytes": data, "path": path})
 

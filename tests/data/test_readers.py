@@ -8,6 +8,7 @@ from helpers.raw_grammar import good_mmrl_rows, write_jsonl, write_parquet
 from revisual_verl.data.readers import (
     InputFormatError,
     JsonArrayReader,
+    JsonLinesReader,
     UnreadableRow,
     expand_inputs,
     iter_raw_rows,
@@ -162,3 +163,22 @@ def test_a_corrupt_parquet_raises_an_input_error_naming_the_file(tmp_path):
     path.write_bytes(b"PAR1" + b"\0" * 64 + b"PAR1")
     with pytest.raises(InputFormatError, match=rf"{path}: cannot be read \(OSError"):
         list(iter_raw_rows([path]))
+
+
+def test_a_json_file_of_lines_whose_first_line_is_broken_is_still_read_as_lines(tmp_path):
+    path = tmp_path / "rows.json"
+    path.write_text('{"a": "cut off\n{"a": 2}\n{"a": 3}\n', encoding="utf-8")
+    rows = list(open_reader(path))
+    assert isinstance(rows[0], UnreadableRow) and rows[1:] == [{"a": 2}, {"a": 3}]
+
+
+def test_a_jsonl_line_too_long_to_hold_is_skipped_in_bounded_memory(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"a": "' + b"x" * 10_000_000 + b'"}\n{"a": 3}')
+    tracemalloc.start()
+    rows = list(JsonLinesReader(path, max_line_bytes=100_000))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert rows[0] == {"a": 1} and rows[2] == {"a": 3}
+    assert isinstance(rows[1], UnreadableRow) and rows[1].detail == "line 2: longer than 100000 bytes"
+    assert peak < 1_000_000, peak  # the line is 10 MB

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import zlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -223,3 +224,44 @@ def hostile_coldstart_rows() -> list[tuple[dict, str]]:
 def write_jsonl_bytes(path: Path, lines: list[bytes]) -> Path:
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` grey pixels and whose pixel data is one empty row."""
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00"))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def png_with_broken_pixels(width: int = 64, height: int = 48) -> bytes:
+    """A PNG with a valid header and checksums whose compressed pixel stream is garbage."""
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    pixels = bytearray(zlib.compress(b"\x00" * (height * (1 + 3 * width))))
+    pixels[2:] = bytes((byte * 37 + 11) % 256 for byte in range(len(pixels) - 2))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", bytes(pixels))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def corrupt_images() -> dict[str, bytes]:
+    """Image bytes that every check must refuse, by kind: none of them decodes into a usable image."""
+    return {
+        "garbage": b"this is not an image at all",
+        "truncated": png_bytes(64, 64)[:80],
+        "broken_pixels": png_with_broken_pixels(),
+        # 400 million pixels claimed in a 70-byte file: a decompression bomb refused from the header alone.
+        "bomb": png_header_only(20_000, 20_000),
+        # 100 million pixels: over PIL's bound (89 million) but under its hard limit, where PIL only warns.
+        "large": png_header_only(10_000, 10_000),
+    }

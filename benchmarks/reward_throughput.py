@@ -45,8 +45,16 @@ ANSWER_KINDS = [
     ("interval", 4),
     ("polynomial", 4),
     ("degrees", 4),
+    ("multi_pair", 6),
+    ("multi_points", 4),
+    ("multi_roots", 4),
 ]
+# Problems with several answers (two values, two points, two roots), answered in one box or several; their
+# responses make up the multi_part category (right and wrong answers), apart from those drawn as no_answer or
+# pathological.
+MULTI_PART_KINDS = ("multi_pair", "multi_points", "multi_roots")
 CATEGORY_WEIGHTS = [("right", 45), ("wrong", 35), ("no_answer", 10), ("pathological", 10)]
+CATEGORIES = ("right", "wrong", "multi_part", "no_answer", "pathological")
 PATHOLOGIES = [
     "repetition",
     "long_line",
@@ -96,7 +104,7 @@ class Sample:
     kind: str
 
 
-def make_problem(rng: random.Random) -> tuple[str, list[str], list[str]]:
+def make_problem(rng: random.Random) -> tuple[str, str, list[str], list[str]]:
     kind = rng.choices([k for k, _ in ANSWER_KINDS], weights=[w for _, w in ANSWER_KINDS])[0]
     if kind == "integer":
         value = rng.randint(-50, 2000)
@@ -110,7 +118,7 @@ def make_problem(rng: random.Random) -> tuple[str, list[str], list[str]]:
         if b in (2, 4, 5, 8, 10, 20, 25):
             right.append(str(a / b))
         wrong = [f"\\frac{{{b}}}{{{a}}}", f"\\frac{{{a + 1}}}{{{b}}}"]
-        return kind, gt, right, wrong
+        return kind, gt, boxed_answers(right), boxed_answers(wrong)
     elif kind == "decimal":
         value = round(rng.uniform(0.1, 99.9), 1)
         right, wrong = [str(value)] * 5 + [f"{value}0"], [str(round(value + 0.2, 1)), str(round(value * 2, 1))]
@@ -137,11 +145,63 @@ def make_problem(rng: random.Random) -> tuple[str, list[str], list[str]]:
         a = rng.randint(1, 9)
         gt = f"x^2+{2 * a}x+{a * a}"
         right, wrong = [gt] * 3 + [f"(x+{a})^2", f"x^{{2}} + {2 * a} x + {a * a}"], [f"x^2+{a}x+{a * a}", f"(x-{a})^2"]
-    else:  # degrees
+    elif kind == "degrees":
         value = rng.choice([15, 30, 36, 45, 60, 72, 90, 120, 135])
         gt = f"{value}^\\circ"
         right, wrong = [gt] * 3 + [f"{value}^{{\\circ}}", str(value)], [f"{180 - value}^\\circ", str(value + 15)]
-    return kind, right[0], right, wrong
+    else:
+        return make_multi_part(rng, kind)
+    return kind, right[0], boxed_answers(right), boxed_answers(wrong)
+
+
+def boxed_answers(answers: list[str]) -> list[str]:
+    return [f"$\\boxed{{{answer}}}$" for answer in answers]
+
+
+def make_multi_part(rng: random.Random, kind: str) -> tuple[str, str, list[str], list[str]]:
+    """(kind, ground truth, right answer texts, wrong answer texts) of a problem with two answers.
+
+    The answer texts are whole final-answer phrases (several boxes, or one box holding both parts), and the
+    ground truth is either comma-separated or itself written as several boxes.
+    """
+    if kind == "multi_pair":
+        a, b = rng.sample(range(-20, 40), 2)
+        parts, wrong_parts = [str(a), str(b)], [str(a), str(b + rng.choice([1, 2, -3]))]
+        right = [
+            f"$\\boxed{{{a}}}$ and $\\boxed{{{b}}}$",
+            f"\\boxed{{{a}}} and \\boxed{{{b}}}",
+            f"$\\boxed{{{a}, {b}}}$",
+            f"$x_1 = \\boxed{{{a}}}, x_2 = \\boxed{{{b}}}$",
+            f"$\\boxed{{{b}}}$, $\\boxed{{{a}}}$",
+        ]
+    elif kind == "multi_points":
+        a, b, c, d = (rng.randint(-9, 9) for _ in range(4))
+        while (a, b) == (c, d):
+            d += 1
+        parts, wrong_parts = [f"({a}, {b})", f"({c}, {d})"], [f"({b}, {a})", f"({c}, {d})"]
+        if (b, a) == (a, b) or (b, a) == (c, d):
+            wrong_parts = [f"({a}, {b + 1})", f"({c}, {d})"]
+        right = [
+            f"$\\boxed{{({a}, {b})}} \\quad \\text{{and}} \\quad \\boxed{{({c}, {d})}}$",
+            f"\\boxed{{({a},{b})}}, \\boxed{{({c},{d})}}",
+            f"$\\boxed{{({a}, {b}), ({c}, {d})}}$",
+            f"$(x, y) = \\boxed{{({a}, {b})}}$ or $(x, y) = \\boxed{{({c}, {d})}}$",
+        ]
+    else:  # multi_roots
+        a, b = rng.sample(range(-12, 13), 2)
+        parts, wrong_parts = [str(a), str(b)], [str(a), str(-b) if b else "1"]
+        right = [
+            f"$x = \\boxed{{{a}}}$ or $x = \\boxed{{{b}}}$",
+            f"\\boxed{{x = {a}}} \\text{{ or }} \\boxed{{x = {b}}}",
+            f"$\\boxed{{{a}}}, \\boxed{{{b}}}$",
+        ]
+    gt = ", ".join(parts) if rng.random() < 0.5 else " and ".join(f"\\boxed{{{part}}}" for part in parts)
+    wrong = [
+        f"$\\boxed{{{parts[-1]}}}$",  # only the last part
+        f"$\\boxed{{{wrong_parts[0]}}}$ and $\\boxed{{{wrong_parts[1]}}}$",
+        f"\\boxed{{{wrong_parts[0]}, {wrong_parts[1]}}}",
+    ]
+    return kind, gt, right, wrong
 
 
 def reasoning(rng: random.Random, num_tokens: int) -> str:
@@ -207,7 +267,9 @@ def make_batch(n: int, seed: int, sentinel: str) -> list[Sample]:
                 samples.append(Sample(body, gt, MAX_TOKENS if rng.random() < 0.7 else num_tokens, category, kind))
                 continue
             answer = rng.choice(right if category == "right" else wrong)
-            text = body + f"</think>\n\nTherefore, the final answer is $\\boxed{{{answer}}}$."
+            if kind in MULTI_PART_KINDS:
+                category = "multi_part"
+            text = body + f"</think>\n\nTherefore, the final answer is {answer}."
             samples.append(Sample(text, gt, num_tokens, category, kind))
     return samples[:n]
 
@@ -286,7 +348,7 @@ def main(argv=None) -> int:
     sentinel = os.path.join(tempfile.mkdtemp(prefix="reward-bench-"), "code-was-evaluated")
     samples = make_batch(args.n, args.seed, sentinel)
     tokens = [s.num_tokens for s in samples]
-    counts = {c: sum(s.category == c for s in samples) for c, _ in CATEGORY_WEIGHTS}
+    counts = {c: sum(s.category == c for s in samples) for c in CATEGORIES}
     print(
         f"batch: {len(samples)} responses, seed {args.seed}, tokens mean {statistics.mean(tokens):.0f} "
         f"max {max(tokens)}, {counts}; {cpus} CPUs",
@@ -324,16 +386,21 @@ def main(argv=None) -> int:
         print(
             f"agreement on {len(clean)} non-pathological responses: {100 * agree / len(clean):.2f}% (target >= 99.5%)"
         )
-        for category, _ in CATEGORY_WEIGHTS:
-            idx = [i for i, s in enumerate(samples) if s.category == category]
+        groups = [(category, [i for i, s in enumerate(samples) if s.category == category]) for category in CATEGORIES]
+        groups += [
+            (f"  {kind}", [i for i, s in enumerate(samples) if s.category == "multi_part" and s.kind == kind])
+            for kind in MULTI_PART_KINDS
+        ]
+        print("agreement per category (verl's scorer extracts from the whole response):")
+        for category, idx in groups:
             if idx:
                 same = sum((rev_acc[i] > 0) == (verl_acc[i] >= 1) for i in idx)
                 print(
-                    f"  {category:<13} {same}/{len(idx)} agree; revisual accepts {sum(rev_acc[i] > 0 for i in idx)}, "
-                    f"verl accepts {sum(verl_acc[i] >= 1 for i in idx)}"
+                    f"  {category:<15} {same}/{len(idx)} agree ({100 * same / len(idx):.2f}%); revisual accepts "
+                    f"{sum(rev_acc[i] > 0 for i in idx)}, verl accepts {sum(verl_acc[i] >= 1 for i in idx)}"
                 )
         shown = 0
-        for i in clean:
+        for i in range(len(samples)):
             if (rev_acc[i] > 0) != (verl_acc[i] >= 1) and shown < args.show_disagreements:
                 from revisual_verl.reward.extract import extract_answer
 

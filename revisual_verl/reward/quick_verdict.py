@@ -11,17 +11,26 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-# Spacing and sizing commands that change nothing in the value.
-_NOISE = re.compile(r"\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|\\displaystyle|\\[,;:! ]|~")
-_SPACE = re.compile(r"\s+")
-_FRAC_ALIAS = re.compile(r"\\[dt]frac(?![a-zA-Z])")
+# Only rewrites that math-verify's own LaTeX normalisation makes (latex2sympy2_extended's normalize_latex), so
+# two answers equal after them are equal to math-verify too, even where its parser fails and it compares the
+# normalised text: \left( -> (, \right] -> ], \dfrac/\tfrac/\cfrac -> \frac, \! and the spaces after it
+# removed, \displaystyle and empty \text{} removed. Other spacing is kept: math-verify reads "32, 349" as a set but "32,349" as a
+# number, and compares "20 \%" and "20\%" as different strings.
+_LEFT_RIGHT = re.compile(r"\\left(?=[(\[{|]|\\[{|])|\\right(?=[)\]}|]|\\[}|])")
+_FRAC_ALIAS = re.compile(r"\\[dtc]frac")
+_REMOVED = re.compile(r"\\!\s*|\\displaystyle|\\text\s*\{\s*\}")
+_SPACE_RUN = re.compile(r"\s+")
+_NUMBER_CHARS = frozenset("0123456789.")
 
-_INTEGER = re.compile(r"-?\d+")
-_DECIMAL = re.compile(r"-?(?:\d+\.\d+|\.\d+)")
-_LATEX_FRACTION = re.compile(r"(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}")
-_SLASH_FRACTION = re.compile(r"(-?\d+)/(\d+)")
+# ASCII digits only: Python's int() reads "٣" and "３" as 3, math-verify does not.
+_INTEGER = re.compile(r"-?[0-9]+")
+_DECIMAL = re.compile(r"-?(?:[0-9]+\.[0-9]+|\.[0-9]+)")
+_LATEX_FRACTION = re.compile(r"(-?)\\frac\{(-?[0-9]+)\}\{(-?[0-9]+)\}")
+_SLASH_FRACTION = re.compile(r"(-?[0-9]+)/([0-9]+)")
 # A choice letter, optionally in parentheses and/or a text-style wrapper: A, (B), \text{C}, \textbf{(D)}.
-_CHOICE = re.compile(r"(?:\\(?:text|textbf|mathrm|mathbf)\{\s*)?\(?([A-Za-z])\)?(?:\s*\})?")
+_CHOICE = re.compile(
+    r"\\(?:text|textbf|mathrm|mathbf)\{\s*(?:\(([A-Za-z])\)|([A-Za-z]))\s*\}|\(([A-Za-z])\)|([A-Za-z])"
+)
 
 _MAX_INTEGER_DIGITS = 1000  # beyond this Python's int() guard and sympy's cost start to matter
 _MAX_FLOAT_DIGITS = 15  # sympy Floats carry 15 significant digits; longer decimals compare unpredictably
@@ -39,26 +48,28 @@ class AnswerForm:
     choice: str | None = None
 
 
-def _drop_spaces(text: str) -> str:
-    # A space between two letters or digits can carry meaning ("1 000" is 1*0 to math-verify); keep those.
-    parts = _SPACE.split(text)
-    out = parts[0]
-    for part in parts[1:]:
-        if out and part and out[-1].isalnum() and part[0].isalnum():
-            out += " "
-        out += part
-    return out
-
-
 def normalise(answer: str) -> str:
-    """Drop spacing/sizing commands, display dollars, and ``\\dfrac``/``\\tfrac`` spellings."""
+    """``answer`` after the rewrites math-verify's normalisation also makes (see above), outer ``$`` dropped."""
     # str.strip, not a pattern: "\$+$" retried at every "$" of a long run is quadratic.
-    text = answer.strip().strip("$")
-    text = _FRAC_ALIAS.sub(r"\\frac", _NOISE.sub(" ", text))
-    return _drop_spaces(text.strip())
+    text = answer.strip().strip("$").strip()
+    return _REMOVED.sub("", _FRAC_ALIAS.sub(r"\\frac", _LEFT_RIGHT.sub("", text))).strip()
+
+
+def _without_sign_spaces(text: str) -> str | None:
+    """``text`` without its whitespace, or None when a space separates two digits (``1 000`` is not 1000)."""
+    if " " not in text and "\t" not in text and "\n" not in text:
+        return text
+    parts = _SPACE_RUN.split(text)
+    for left, right in zip(parts, parts[1:]):
+        if left and right and left[-1] in _NUMBER_CHARS and right[0] in _NUMBER_CHARS:
+            return None
+    return "".join(parts)
 
 
 def _number(text: str) -> tuple[Fraction | None, bool]:
+    text = _without_sign_spaces(text)
+    if text is None:
+        return None, False
     if _INTEGER.fullmatch(text):
         digits = len(text.lstrip("-"))
         return (Fraction(int(text)), False) if digits <= _MAX_INTEGER_DIGITS else (None, False)
@@ -84,7 +95,7 @@ def answer_form(answer: str) -> AnswerForm:
     normalised = normalise(answer)
     number, is_decimal = _number(normalised)
     choice_match = _CHOICE.fullmatch(normalised) if number is None else None
-    choice = choice_match.group(1).upper() if choice_match else None
+    choice = next(letter for letter in choice_match.groups() if letter).upper() if choice_match else None
     if choice == "I":
         choice = None  # i is the imaginary unit to math-verify, so I/i do not behave as a choice letter
     return AnswerForm(normalised=normalised, number=number, is_decimal=is_decimal, choice=choice)

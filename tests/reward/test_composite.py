@@ -11,10 +11,38 @@ GOOD = "<think>work</think> \\boxed{12}"
 
 def test_default_weights_combine_the_three_parts():
     settings = RewardSettings()
-    assert combined_reward(1.0, 1.0, 1.0, settings) == pytest.approx(1.0)
+    assert combined_reward(1.0, 1.0, 1.0, settings) == 1.0
     assert combined_reward(1.0, 0.0, 0.5, settings) == pytest.approx(0.9 + 0.05 * 0.5)
     assert combined_reward(0.0, 1.0, 1.0, settings) == pytest.approx(0.1)
     assert combined_reward(0.0, 0.0, 0.0, settings) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("weights", "parts", "expected"),
+    [
+        # Each weight alone (distinct values, so a weight read from the wrong setting shows), then mixed parts.
+        ((0.6, 0.3, 0.1), (1, 0, 0), 0.6),
+        ((0.6, 0.3, 0.1), (0, 1, 0), 0.3),
+        ((0.6, 0.3, 0.1), (0, 0, 1), 0.1),
+        ((0.6, 0.3, 0.1), (0, 0, 0.5), 0.05),
+        ((0.6, 0.3, 0.1), (1, 0, 0.25), 0.625),
+        ((0.2, 0.7, 0.05), (0, 1, 1), 0.75),
+        ((0.2, 0.7, 0.05), (1, 0, 0.4), 0.22),
+        ((0.9, 0.05, 0.05), (0, 1, 0.5), 0.075),
+    ],
+)
+def test_each_weight_multiplies_its_own_part(weights, parts, expected):
+    settings = RewardSettings(accuracy_weight=weights[0], format_weight=weights[1], length_weight=weights[2])
+    assert combined_reward(*parts, settings) == pytest.approx(expected, abs=1e-12)
+
+
+def test_the_total_is_clipped_to_the_unit_interval():
+    # Settings accept weights summing to 1 + 1e-9 (float slack), so a perfect response would score just over 1.
+    settings = RewardSettings(accuracy_weight=1.0, format_weight=5e-10, length_weight=0.0)
+    assert combined_reward(1.0, 1.0, 0.0, settings) == 1.0
+    # The clip holds whatever the parts: a part outside [0, 1] from a caller cannot push the total out.
+    assert combined_reward(0.0, 0.0, -1.0, RewardSettings()) == 0.0
+    assert combined_reward(1.0, 1.0, 3.0, RewardSettings()) == 1.0
 
 
 def test_total_stays_in_unit_interval_for_any_valid_weights():

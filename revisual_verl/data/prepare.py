@@ -288,9 +288,10 @@ def _check_output_folder(output: Path) -> set[str]:
     )
     if clashing:
         listed = ", ".join(clashing[:5]) + (" ..." if len(clashing) > 5 else "")
+        them = "it" if len(clashing) == 1 else "them"
         raise PrepareError(
-            f"refusing to write into {output}: {listed} not written by revisual-data (no report.json of it lists "
-            "them there); move them away or choose another output folder"
+            f"refusing to write into {output}: it holds {listed}, not written by revisual-data (no report.json "
+            f"of an earlier run there lists {them}); move {them} away or choose another output folder"
         )
     return previous or set()
 
@@ -323,7 +324,10 @@ def _no_rows_message(rows_read: int, skipped: SkipTally, output: Path) -> str:
         found = "the input holds no rows"
     else:
         counts = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.by_reason.items()))
-        found = f"read {rows_read} rows, skipped all of them ({counts})"
+        if rows_read == 1:
+            found = f"read 1 row, skipped it ({counts})"
+        else:
+            found = f"read {rows_read} rows, skipped all of them ({counts})"
         if skipped.rows:
             first = skipped.rows[0]
             found += f"; first: row {first['index']} of {first['input']} ({first['reason']}): {first['detail']}"

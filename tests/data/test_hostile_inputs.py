@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers.raw_grammar import (
     coldstart_rows,
+    corrupt_images,
     good_mmrl_rows,
     good_textrl_rows,
     png_bytes,
@@ -323,3 +324,42 @@ def test_a_doctored_report_cannot_point_the_clean_up_at_other_files(tmp_path):
     assert (tmp_path / "victim.parquet").read_bytes() == b"outside the output folder"
     assert (out / "notes.md").read_bytes() == b"mine"
     assert report_of(out)["written_by"] == "revisual-data"
+
+
+# -- 5/6. corrupt images and decompression bombs: skipped, in bounded memory --------------------------------------
+
+PEAK_RSS_CLI = r"""
+import sys
+from revisual_verl.data.cli import main
+code = main(sys.argv[1:])
+status = open("/proc/self/status").read()
+print("PEAK_KB " + next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+sys.exit(code)
+"""
+
+
+def peak_rss_kb(part, source, out, *flags) -> int:
+    args = ["prepare", part, "--input", str(source), "--output", str(out), "--no-progress", *flags]
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS_CLI, *args], capture_output=True, text=True, timeout=HANG_GUARD_S, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return int(next(line for line in done.stdout.splitlines() if line.startswith("PEAK_KB ")).split()[1])
+
+
+def test_corrupt_images_and_decompression_bombs_are_skipped_without_decoding_them(tmp_path):
+    good = good_mmrl_rows(4)
+    bad = [
+        {"problem": "<image> What?", "answer": "1", "images": [{"bytes": data, "path": None}], "dataset": kind}
+        for kind, data in corrupt_images().items()
+    ]
+    clean = write_parquet(tmp_path / "clean.parquet", good)
+    hostile = write_parquet(tmp_path / "hostile.parquet", good + bad)
+    baseline = peak_rss_kb("mmrl", clean, tmp_path / "clean_out", "--val-size", "0")
+    peak = peak_rss_kb("mmrl", hostile, tmp_path / "out", "--val-size", "0")
+    report = report_of(tmp_path / "out")
+    assert report["skipped"]["by_reason"] == {"undecodable_image": len(bad)}
+    details = [row["detail"] for row in report["skipped"]["rows"]]
+    assert all("not decoded" in detail for detail in details[-2:]), details
+    # Decoding the two oversized images would take 100 MB and 400 MB (one byte a pixel); neither is decoded.
+    assert peak < baseline + 48 * 1024, (baseline, peak)

@@ -1,47 +1,224 @@
-"""verl entry point (group ``verl.plugins``): importing this module registers the plugin in verl.
+"""verl entry point (group ``verl.plugins``): registers the plugin in verl, lazily.
 
-verl imports it inside ``import verl`` in every process and logs any error at DEBUG only. So each
-component registers on its own: one that cannot import (a missing optional dependency in some
-process) is reported as a WARNING naming it, and the others still register. :func:`registered` reads
-the registries back, for tests and start-up checks.
+verl imports this module inside ``import verl`` in every process it starts (driver, TaskRunner,
+workers, reward workers), and logs any error here at DEBUG only. So this module imports nothing
+heavy and registers nothing itself. It only tells Python's import system: "right after verl module
+``M`` has been imported, import our module that registers into ``M``'s registry". A process that
+never imports ``M`` never pays for the component, and a process that does (because it is about to
+look a name up there) gets the component registered before its lookup can run. See docs/plugin.md.
+
+Each component registers on its own: one that cannot import (a missing optional dependency in some
+process) is logged as a WARNING naming it, is kept in :data:`failed`, and the others still register.
+:func:`registered` reads the registries back, for tests and start-up checks.
+
+To add a component, add one :class:`Component` to :data:`COMPONENTS`.
 """
+
+from __future__ import annotations
 
 import importlib
 import logging
+import sys
+import threading
+from typing import NamedTuple
 
 logger = logging.getLogger(__name__)
 
-# module -> what importing it registers in verl
-COMPONENTS = {
-    "revisual_verl.pad.estimator": "algorithm.adv_estimator=pad",
-    "revisual_verl.pad.trainer": "trainer.v1.trainer_mode=pad_sync",
-    "revisual_verl.reward.manager": "reward.reward_manager.name=revisual",
-    "revisual_verl.engine.registration": "engine vendor revisual (VERL_ENGINE_VENDOR=revisual)",
-}
+PACKAGE = "revisual_verl"
+
+
+class Component(NamedTuple):
+    key: str
+    """Its key in :func:`registered`'s report."""
+    selects: str
+    """What a user sets to pick it (for messages)."""
+    after: tuple[str, ...]
+    """verl modules: registration runs right after the first of them has been imported (or at once,
+    when one already is). Pick the package whose ``__init__`` imports the registry, see docs/plugin.md."""
+    module: str
+    """The plugin module whose import registers the component."""
+    registry: tuple[str, ...]
+    """Where verl keeps the names, ``"module:attribute.path"``: :func:`registered` reads them back there."""
+
+
+COMPONENTS: tuple[Component, ...] = (
+    Component(
+        key="adv_estimator",
+        selects="algorithm.adv_estimator=pad",
+        after=("verl.trainer.ppo.core_algos",),
+        module="revisual_verl.pad.estimator",
+        registry=("verl.trainer.ppo.core_algos:ADV_ESTIMATOR_REGISTRY",),
+    ),
+    Component(
+        key="trainer_mode",
+        selects="trainer.v1.trainer_mode=pad_sync",
+        after=("verl.trainer.ppo.v1",),
+        module="revisual_verl.pad.trainer",
+        registry=("verl.trainer.ppo.v1.trainer_base:TRAINER_REGISTRY",),
+    ),
+    Component(
+        key="reward_manager",
+        selects="reward.reward_manager.name=revisual",
+        after=("verl.experimental.reward_loop.reward_manager",),
+        module="revisual_verl.reward.manager",
+        registry=("verl.experimental.reward_loop.reward_manager.registry:REWARD_MANAGER",),
+    ),
+    Component(
+        key="engine",
+        selects="engine vendor revisual (VERL_ENGINE_VENDOR=revisual)",
+        after=("verl.workers.engine",),
+        module="revisual_verl.engine.registration",
+        registry=("verl.workers.engine.base:EngineRegistry._engines",),
+    ),
+)
 
 failed: dict[str, str] = {}
-for _module, _what in COMPONENTS.items():
+"""Component module -> why it could not register in this process."""
+
+
+def _register(component: Component) -> None:
+    """Import the component's module (its import registers it); never raises."""
     try:
-        importlib.import_module(_module)
-    except Exception as error:  # noqa: BLE001  one broken component must not take the others down
-        failed[_module] = f"{type(error).__name__}: {error}"
-        logger.warning("revisual-verl: %s is not available in this process (%s)", _what, failed[_module])
+        importlib.import_module(component.module)
+    except Exception as error:  # noqa: BLE001  runs inside verl's own import: it must never break it
+        failed[component.module] = f"{type(error).__name__}: {error}"
+        logger.warning(
+            "revisual-verl: %s is not available in this process (%s)", component.selects, failed[component.module]
+        )
 
 
-def registered() -> dict:
-    """What this plugin put into verl's registries, read back from the registries themselves."""
-    from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
-    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
-    from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
+class _RegisterAfterExec:
+    """Wraps the loader of a watched verl module: executes it, then registers what waited for it."""
 
-    from revisual_verl.engine.registration import registered_engines
+    def __init__(self, loader, watcher: _RegistryWatcher):
+        self._loader = loader
+        self._watcher = watcher
 
-    def ours(registry: dict) -> list:
-        return sorted(name for name, obj in registry.items() if obj.__module__.startswith("revisual_verl"))
+    def create_module(self, spec):
+        create = getattr(self._loader, "create_module", None)
+        return create(spec) if create is not None else None
 
-    return {
-        "adv_estimator": ours(ADV_ESTIMATOR_REGISTRY),
-        "trainer_mode": ours(TRAINER_REGISTRY),
-        "reward_manager": ours(REWARD_MANAGER),
-        "engine": sorted(f"{backend}/{device}" for backend, device in registered_engines()),
-    }
+    def exec_module(self, module) -> None:
+        # The module never sees this wrapper: it runs, and stays, with its own loader.
+        module.__loader__ = self._loader
+        if getattr(module, "__spec__", None) is not None:
+            module.__spec__.loader = self._loader
+        self._loader.exec_module(module)
+        self._watcher.loaded(module.__name__)
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+
+class _RegistryWatcher:
+    """A ``sys.meta_path`` finder that only watches: it lets the other finders find the module and
+    wraps the loader of the few modules components wait for. It takes itself off ``sys.meta_path``
+    once nothing waits any more."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._waiting: dict[str, list[Component]] = {}
+
+    def wait(self, component: Component) -> None:
+        """Register ``component`` after its first verl module is imported, or now if one already is."""
+        if any(name in sys.modules for name in component.after):
+            _register(component)
+            return
+        with self._lock:
+            for name in component.after:
+                self._waiting.setdefault(name, []).append(component)
+            if self not in sys.meta_path:
+                sys.meta_path.insert(0, self)
+
+    def waiting_for(self) -> set[str]:
+        with self._lock:
+            return set(self._waiting)
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname not in self._waiting:
+            return None
+        spec = self._spec_from_later_finders(fullname, path, target)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        spec.loader = _RegisterAfterExec(spec.loader, self)
+        return spec
+
+    def _spec_from_later_finders(self, fullname, path, target):
+        finders = list(sys.meta_path)
+        start = finders.index(self) + 1 if self in finders else 0
+        for finder in finders[start:]:
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is None:
+                continue
+            spec = find_spec(fullname, path, target)
+            if spec is not None:
+                return spec
+        return None
+
+    def loaded(self, fullname: str) -> None:
+        with self._lock:
+            ready = self._waiting.pop(fullname, [])
+            for component in ready:
+                for other in component.after:
+                    if other != fullname and component in self._waiting.get(other, ()):
+                        self._waiting[other].remove(component)
+                        if not self._waiting[other]:
+                            del self._waiting[other]
+            if not self._waiting and self in sys.meta_path:
+                sys.meta_path.remove(self)
+        for component in ready:
+            _register(component)
+
+
+watcher = _RegistryWatcher()
+for _component in COMPONENTS:
+    watcher.wait(_component)
+
+
+def _resolve(path: str):
+    module_name, _, attributes = path.partition(":")
+    obj = importlib.import_module(module_name)
+    for attribute in attributes.split("."):
+        obj = getattr(obj, attribute)
+    return obj
+
+
+def _is_ours(value) -> bool:
+    if isinstance(value, str):  # some registries hold "package.module.Class" strings
+        return value.startswith(PACKAGE + ".")
+    return str(getattr(value, "__module__", "")).startswith(PACKAGE + ".")
+
+
+def _key_text(key) -> str:
+    return "/".join(map(str, key)) if isinstance(key, tuple) else str(key)
+
+
+def _our_names(registry, prefix: str = "") -> list[str]:
+    """Keys of a (nested) registry dict whose values come from this package, nested keys joined by "/"."""
+    names = []
+    for key, value in registry.items():
+        name = prefix + _key_text(key)
+        if isinstance(value, dict):
+            names += _our_names(value, name + "/")
+        elif _is_ours(value):
+            names.append(name)
+    return names
+
+
+def registered() -> dict[str, list[str]]:
+    """What this plugin has in verl's registries, read back from the registries themselves.
+
+    Imports each component's verl modules (which registers it, as it would in a process that uses
+    it): a start-up check, not something to call on an import path. A component that cannot register
+    here reports ``[]``, and :data:`failed` says why.
+    """
+    report = {}
+    for component in COMPONENTS:
+        try:
+            for name in component.after:
+                importlib.import_module(name)
+            report[component.key] = sorted(name for path in component.registry for name in _our_names(_resolve(path)))
+        except Exception as error:  # noqa: BLE001  report every component, whatever one of them does
+            failed.setdefault(component.module, f"{type(error).__name__}: {error}")
+            report[component.key] = []
+    return report

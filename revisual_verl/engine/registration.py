@@ -4,6 +4,9 @@ verl picks an engine by (model type, backend, device, vendor), the vendor coming
 ``VERL_ENGINE_VENDOR`` when set. Registering under a vendor of our own leaves verl's default FSDP
 engine untouched for every run that does not ask for this one, and the value model (critic) falls
 back to verl's engine because only ``language_model`` is registered here.
+
+Importing this module registers. :mod:`revisual_verl.plugin` imports it right after a process imports
+``verl.workers.engine`` (the processes that build engines), not on ``import verl`` (docs/plugin.md).
 """
 
 from verl.workers.engine import EngineRegistry

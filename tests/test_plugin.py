@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from revisual_verl import plugin
+
 # What a process selecting each name runs, starting from a fresh interpreter that has only done
 # `import verl`: verl's own lookup, entered through the module verl itself imports for it.
 SELECT = {
@@ -112,6 +114,26 @@ def test_import_verl_prints_nothing_plain_verl_does_not(import_verl):
 def test_fresh_interpreter_selecting_a_name_finds_it(name):
     out = python("import verl  # only verl: the entry point must do the rest\n" + SELECT[name] + REPORT)
     assert last_json(out) == {"found": EXPECTED[name], "failed": {}}
+
+
+# Components whose verl module `import verl` itself imports, so they register when the plugin loads
+# (docs/plugin.md, "Eager registrations"). Every other one must wait.
+EAGER: set[str] = set()
+
+
+@pytest.mark.parametrize("key", [component.key for component in plugin.COMPONENTS])
+def test_each_component_registers_right_after_its_verl_module_and_not_before(key):
+    code = (
+        "import importlib, json, sys, verl\n"
+        "import revisual_verl.plugin as plugin\n"
+        f"component = next(c for c in plugin.COMPONENTS if c.key == {key!r})\n"
+        "loaded_on_import_verl = component.module in sys.modules\n"
+        "importlib.import_module(component.after[0])\n"
+        "names = [n for path in component.registry for n in plugin._our_names(plugin._resolve(path))]\n"
+        "print(json.dumps({'loaded_on_import_verl': loaded_on_import_verl, 'registered': bool(names),"
+        " 'failed': plugin.failed}))\n"
+    )
+    assert last_json(python(code)) == {"loaded_on_import_verl": key in EAGER, "registered": True, "failed": {}}
 
 
 def test_fresh_interpreter_with_every_registry_imported_stops_watching():

@@ -76,15 +76,21 @@ failed: dict[str, str] = {}
 """Component module -> why it could not register in this process."""
 
 
+def _unavailable(component: Component, error: Exception) -> None:
+    if component.module in failed:
+        return
+    failed[component.module] = f"{type(error).__name__}: {error}"
+    logger.warning(
+        "revisual-verl: %s is not available in this process (%s)", component.selects, failed[component.module]
+    )
+
+
 def _register(component: Component) -> None:
     """Import the component's module (its import registers it); never raises."""
     try:
         importlib.import_module(component.module)
     except Exception as error:  # noqa: BLE001  runs inside verl's own import: it must never break it
-        failed[component.module] = f"{type(error).__name__}: {error}"
-        logger.warning(
-            "revisual-verl: %s is not available in this process (%s)", component.selects, failed[component.module]
-        )
+        _unavailable(component, error)
 
 
 class _RegisterAfterExec:
@@ -107,7 +113,10 @@ class _RegisterAfterExec:
         self._watcher.loaded(module.__name__)
 
     def __getattr__(self, name):
-        return getattr(self._loader, name)
+        loader = self.__dict__.get("_loader")
+        if loader is None:
+            raise AttributeError(name)
+        return getattr(loader, name)
 
 
 class _RegistryWatcher:
@@ -184,9 +193,9 @@ def _resolve(path: str):
 
 
 def _is_ours(value) -> bool:
-    if isinstance(value, str):  # some registries hold "package.module.Class" strings
-        return value.startswith(PACKAGE + ".")
-    return str(getattr(value, "__module__", "")).startswith(PACKAGE + ".")
+    # Some registries hold classes or functions, some "package.module.Class" strings.
+    module = value if isinstance(value, str) else str(getattr(value, "__module__", ""))
+    return module == PACKAGE or module.startswith(PACKAGE + ".")
 
 
 def _key_text(key) -> str:
@@ -219,6 +228,6 @@ def registered() -> dict[str, list[str]]:
                 importlib.import_module(name)
             report[component.key] = sorted(name for path in component.registry for name in _our_names(_resolve(path)))
         except Exception as error:  # noqa: BLE001  report every component, whatever one of them does
-            failed.setdefault(component.module, f"{type(error).__name__}: {error}")
+            _unavailable(component, error)
             report[component.key] = []
     return report

@@ -160,3 +160,31 @@ def test_the_plugins_components_wait_for_verl_modules_and_name_importable_regist
         for path in component.registry:
             module, _, attribute = path.partition(":")
             assert module.startswith("verl.") and attribute
+
+
+def test_registered_reads_names_back_and_reports_a_component_that_cannot_register(world, monkeypatch, caplog):
+    # Nested registries (verl's engine table) and "module.Class" strings (verl's rollout table) count
+    # when they point into the package; other entries do not.
+    comp = world.component(
+        """
+        from {pkg} import REGISTRY
+
+        class Engine:
+            pass
+
+        REGISTRY["nested"] = {{"fsdp": {{("cuda", "ours"): Engine, ("cuda", "theirs"): dict}}}}
+        REGISTRY[("hf", "async")] = "{pkg}_comp.Engine"
+        REGISTRY["foreign"] = "elsewhere.Engine"
+        """
+    )
+    missing = plugin.Component("missing", "the missing component", ("no_such_module_here",), "nope", ("x:Y",))
+    monkeypatch.setattr(plugin, "COMPONENTS", (comp, missing))
+    monkeypatch.setattr(plugin, "PACKAGE", comp.module)
+    world.watcher.wait(comp)
+
+    with caplog.at_level(logging.WARNING, logger=plugin.__name__):
+        report = plugin.registered()
+
+    assert report == {"comp": ["hf/async", "nested/fsdp/cuda/ours"], "missing": []}
+    assert list(plugin.failed) == ["nope"]
+    assert "the missing component is not available in this process" in caplog.text

@@ -7,7 +7,8 @@ is under 70 characters, holds a separator (``and``, ``or``, a comma or a semicol
 Repeated boxes count once. The parts are joined with commas, which math-verify reads as a set, so
 ``\\boxed{1} and \\boxed{2}`` is the answer ``1,2``. Two boxes in different math environments (``$...$``,
 ``\\(...\\)``, ``\\[...\\]``) join only when the environments are chained by a separator alone
-(``$\\boxed{1}$ and $\\boxed{2}$``), as math-verify's environment pattern requires.
+(``$\\boxed{1}$ and $\\boxed{2}$``), as math-verify's environment pattern requires, where that pattern is what
+math-verify reads the answer with (no ``}`` after the final box's environment).
 
 Model text is hostile: one linear pass over the braces finds every box, and the walk back over the boxes
 reads each gap between two of them once, so 50k unclosed ``\\boxed{``, 10k levels of nesting or 50k boxes

@@ -35,18 +35,22 @@ class RevisualRewardManager(RewardManagerBase):
         self.settings = settings_from_config(config)
         self.checker = checker_for(self.settings)
 
-    async def run_single(self, data: DataProto) -> dict:
+    def _read_item(self, data: DataProto) -> tuple[str, int, object]:
+        """(decoded response, its token count, ground truth) of the row to score; runs in an executor thread."""
         item = data[-1:][0]  # multi-sequence outputs are scored on their last sequence, as verl's managers do
         response_ids = item.batch["responses"]
         response_width = response_ids.shape[-1]
         num_tokens = int(item.batch["attention_mask"][-response_width:].sum())
-        valid_ids = response_ids[:num_tokens]
-        # The running loop, not the one captured at construction: callers may construct and score on different loops.
-        text = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: self.tokenizer.decode(valid_ids, skip_special_tokens=True)
-        )
+        text = self.tokenizer.decode(response_ids[:num_tokens], skip_special_tokens=True)
         reward_model = item.non_tensor_batch.get("reward_model")
         ground_truth = reward_model.get("ground_truth") if isinstance(reward_model, dict) else None
+        return text, num_tokens, ground_truth
+
+    async def run_single(self, data: DataProto) -> dict:
+        # Row slicing, the token count and decoding all run in the executor: verl starts every request of a batch
+        # in one turn of the event loop, so work done here before the first await would add up across the batch.
+        # The running loop, not the one captured at construction: callers may construct and score on different loops.
+        text, num_tokens, ground_truth = await asyncio.get_running_loop().run_in_executor(None, self._read_item, data)
         verdict = await self.checker.check_async(text, ground_truth)
         result = breakdown(text, num_tokens, verdict, self.settings)
         return {"reward_score": result.score, "reward_extra_info": result.extra_info()}

@@ -1,7 +1,9 @@
 """Throughput, latency and agreement of the ``revisual`` accuracy check against verl's math_verify scorer.
 
 Generates a reproducible step batch (groups of 8 rollouts per prompt): right answers in several
-equivalent spellings, wrong answers, responses without an answer and pathological ones (repetition
+equivalent spellings, wrong answers, multi-part answers (two values, points or roots, in one box or several,
+right and wrong, against ground truths written as ``a, b`` or as several boxes), responses without an answer
+and pathological ones (repetition
 loops, 32k-character lines, deep nesting, unbalanced braces, huge numbers, code in ``\\boxed{}``, answers
 shaped to make a backtracking regular expression blow up), with
 lengths up to 8,192 tokens and a mean near 3,000. Both scorers score the same batch on the same cores:
@@ -13,7 +15,8 @@ The revisual run also reports the event loop's longest stall: a ticker task on t
 5 ms, and the largest gap between its wake-ups is in-process work (extraction, cheap rules, screening) that
 blocked every other request. Latency is the compute time of one verdict: for revisual the in-process
 part plus the worker's service time (queueing for a free worker excluded); for verl the wall time of one
-call with no more calls in flight than cores. Not run in CI.
+call with no more calls in flight than cores. Agreement with verl's scorer (math-verify reading the whole
+response) is reported per category and per kind of multi-part problem. Not run in CI.
 
     python benchmarks/reward_throughput.py            # 4,096 responses, a few minutes on 2 cores
     python benchmarks/reward_throughput.py --n 512    # quicker

@@ -11,7 +11,7 @@ from revisual_verl.reward.composite import (
     revisual_reward,
     revisual_reward_async,
 )
-from revisual_verl.reward.extract import extract_answer, last_answer_tag, last_boxed
+from revisual_verl.reward.extract import extract_answer, final_boxed, last_answer_tag, last_boxed
 from revisual_verl.reward.length import efficient_length_reward
 from revisual_verl.reward.metrics import REWARD_EXTRA_KEYS, reward_metrics
 from revisual_verl.reward.quick_verdict import quick_verdict
@@ -29,6 +29,7 @@ __all__ = [
     "combined_reward",
     "efficient_length_reward",
     "extract_answer",
+    "final_boxed",
     "format_reward",
     "last_answer_tag",
     "last_boxed",

@@ -44,6 +44,11 @@ SHAPES = [
     "\\boxed{%s} and \\boxed 3 and \\boxed{%s}",
     "\\boxed{%s}\\boxed{%s}\\boxed{9}",
     "the answer is \\boxed{%s} \\text{ and } \\boxed{%s}",
+    "\\boxed{%s} the band play \\boxed{%s}",  # "and" only as a word
+    "\\boxed{%s} and " + "x" * 63 + " \\boxed{%s}",  # 69 characters apart: joined
+    "\\boxed{%s} and " + "x" * 64 + " \\boxed{%s}",  # 70: not
+    "\\boxed{%s} and we see, again: \\boxed{%s}",
+    "\\boxed{%s} \\boxed{%s} \\boxed{9} \\boxed{9}",
 ]
 PREFIX = "<think>we compute 3+4=7, and so on</think> "
 

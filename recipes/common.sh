@@ -17,6 +17,19 @@ shopt -s inherit_errexit
 : "${OUTPUT_DIR:=$PWD/outputs/revisual}"
 
 # --- cluster --------------------------------------------------------------------------------------------
+# DEVICE=cpu: the CPU mode (docs/cpu.md). verl's real trainers on a machine without GPUs: the `cpu`
+# platform (verl's VERL_PLATFORM), the `hf` rollout, FSDP2 on gloo, one worker per stage.
+: "${DEVICE:=gpu}"
+if [[ "$DEVICE" == cpu ]]; then
+  : "${NNODES:=1}"
+  : "${GPUS_PER_NODE:=1}"
+  : "${ROLLOUT_ENGINE:=hf}"
+  : "${ROLLOUT_TP:=1}"
+  # verl itself reads these two from the environment, in every process it starts.
+  export VERL_PLATFORM=cpu
+  export VERL_ENGINE_VENDOR=${VERL_ENGINE_VENDOR:-revisual}
+  export TOKENIZERS_PARALLELISM=${TOKENIZERS_PARALLELISM:-false}
+fi
 : "${NNODES:=1}"
 : "${GPUS_PER_NODE:=8}"
 # Stage 1 (torchrun) on several nodes: run it on every node with its NODE_RANK.
@@ -60,6 +73,10 @@ rv_is_dry_run() {
   [[ "$DRY_RUN" == 1 ]]
 }
 
+rv_is_cpu() {
+  [[ "$DEVICE" == cpu ]]
+}
+
 rv_require_int() {
   local name=$1 value=$2
   [[ "$value" =~ ^[1-9][0-9]*$ ]] || rv_die "$name must be a positive integer, got '$value'"
@@ -67,6 +84,11 @@ rv_require_int() {
 
 rv_check_settings() {
   [[ "$DRY_RUN" == 0 || "$DRY_RUN" == 1 ]] || rv_die "DRY_RUN must be 0 or 1, got '$DRY_RUN'"
+  [[ "$DEVICE" == gpu || "$DEVICE" == cpu ]] || rv_die "DEVICE must be gpu or cpu, got '$DEVICE'"
+  if rv_is_cpu; then
+    ((NNODES == 1 && GPUS_PER_NODE == 1)) || rv_die "DEVICE=cpu runs one worker on one node: NNODES and GPUS_PER_NODE must be 1"
+    [[ "$ROLLOUT_ENGINE" == hf ]] || rv_die "DEVICE=cpu generates with the hf rollout; ROLLOUT_ENGINE=$ROLLOUT_ENGINE needs GPUs"
+  fi
   rv_require_int NNODES "$NNODES"
   rv_require_int GPUS_PER_NODE "$GPUS_PER_NODE"
   rv_require_int ROLLOUT_TP "$ROLLOUT_TP"
@@ -125,7 +147,7 @@ rv_check_model() {
 }
 
 rv_check_gpus() {
-  if rv_is_dry_run || [[ "$SKIP_GPU_CHECK" == 1 ]]; then
+  if rv_is_dry_run || rv_is_cpu || [[ "$SKIP_GPU_CHECK" == 1 ]]; then
     return 0
   fi
   command -v "$NVIDIA_SMI" >/dev/null 2>&1 ||
@@ -151,6 +173,15 @@ rv_run() {
   fi
   rv_log "stage $stage: $*"
   "$@"
+}
+
+# Where verl's `file` logger writes this launch's metrics: one JSON-lines file per launch under
+# STAGE_DIR/metrics (a resumed stage adds a file; verl's logger would truncate a reused one).
+rv_metrics_file() {
+  local stage_dir=$1 file
+  mkdir -p "$stage_dir/metrics"
+  file=$(rv_hydra_value "$stage_dir/metrics/launch-$(date +%Y%m%d-%H%M%S)-$$.jsonl")
+  printf '%s' "$file"
 }
 
 # Settings of stages 2 and 3 (Table 5; stage 3 is "otherwise as stage 2"), into the array RV_RL_ARGS.
@@ -211,6 +242,45 @@ rv_rl_args() {
     trainer.max_actor_ckpt_to_keep=2
     trainer.test_freq=20
   )
+  if rv_is_cpu; then
+    local metrics
+    metrics=$(rv_metrics_file "$stage_dir")
+    # shellcheck disable=SC2034
+    RV_RL_ARGS+=("${RV_CPU_RL_ARGS[@]}" "++ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH=$metrics")
+  fi
 }
+
+# The CPU mode's settings of stages 2 and 3, after the recipe's (they win); the user's overrides come last.
+# One process per role on a GPU-less Ray cluster: Ray is told of one logical GPU only because verl's
+# resource check counts GPUs (verl/single_controller/ray/base.py, _check_resource_available); workers
+# are placed on CPU bundles by the `cpu` platform. The setup hook opens each worker's gloo group
+# (revisual_verl/cpu/process_group.py). fp32 and sdpa: no bf16 kernels or flash attention on a CPU.
+RV_CPU_RL_ARGS=(
+  actor_rollout_ref.actor.strategy=fsdp2
+  actor_rollout_ref.ref.strategy=fsdp2
+  actor_rollout_ref.actor.fsdp_config.model_dtype=fp32
+  actor_rollout_ref.ref.fsdp_config.model_dtype=fp32
+  actor_rollout_ref.ref.fsdp_config.param_offload=False
+  actor_rollout_ref.model.use_remove_padding=False
+  actor_rollout_ref.model.enable_gradient_checkpointing=False
+  ++actor_rollout_ref.model.override_config.attn_implementation=sdpa
+  actor_rollout_ref.actor.use_dynamic_bsz=False
+  actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8
+  actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8
+  actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8
+  actor_rollout_ref.rollout.name=hf
+  actor_rollout_ref.rollout.tensor_model_parallel_size=1
+  actor_rollout_ref.rollout.agent.num_workers=1
+  actor_rollout_ref.rollout.calculate_log_probs=True
+  reward.num_workers=1
+  data.dataloader_num_workers=0
+  trainer.device=cpu
+  trainer.nnodes=1
+  trainer.n_gpus_per_node=1
+  transfer_queue.backend.SimpleStorage.num_data_storage_units=1
+  ray_kwargs.ray_init.num_cpus=32
+  ++ray_kwargs.ray_init.num_gpus=1
+  ++ray_kwargs.ray_init.runtime_env.worker_process_setup_hook=revisual_verl.cpu.process_group.init_gloo_process_group
+)
 
 rv_check_settings

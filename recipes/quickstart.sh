@@ -2,14 +2,17 @@
 # The README's first command: prepare the bundled sample data (examples/data/raw) with
 # `revisual-data prepare`, then run all three stages over it with run_all.sh.
 #
-#   bash recipes/quickstart.sh                                   # no GPU: dry run of stages 1-3
+#   bash recipes/quickstart.sh                                   # no GPU: trains all three stages on the CPU
 #   MODEL_PATH=/models/Qwen2.5-VL-7B-Instruct bash recipes/quickstart.sh   # GPUs: a short real run
+#   DRY_RUN=1 bash recipes/quickstart.sh                         # compose and validate only, train nothing
 #
-# Without GPUs (or without MODEL_PATH) it is a dry run: every stage's config is composed and
-# validated against the installed verl, and the commands are printed. With GPUs and MODEL_PATH it
-# trains for real, with batch sizes cut to fit the 16-row samples (a smoke run of the recipe, not
-# the paper's settings). DRY_RUN=0/1 forces either. Extra arguments go to run_all.sh.
-# Everything is written under WORK_DIR (default outputs/quickstart).
+# Without GPUs it is the CPU mode (DEVICE=cpu, docs/cpu.md): a tiny Qwen2.5-VL is built locally (random
+# weights, real tokenizer and processor; MODEL_PATH overrides it) and trained through verl's real
+# trainers: stage 1 SFT, merge, stage 2 GRPO + PAD on the image samples, merge, stage 3 on the text
+# samples (vision tower frozen, entropy annealing, low_var_kl), merge; then one table per stage.
+# With GPUs and MODEL_PATH it trains for real, with batch sizes cut to fit the 16-row samples (a smoke
+# run of the recipe, not the paper's settings). DRY_RUN=1 validates every stage instead.
+# Everything is written under WORK_DIR (default outputs/quickstart). Extra arguments go to run_all.sh.
 set -euo pipefail
 RECIPES=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$RECIPES")
@@ -17,27 +20,30 @@ ROOT=$(dirname "$RECIPES")
 : "${SAMPLES_DIR:=$ROOT/examples/data/raw}"
 : "${NVIDIA_SMI:=nvidia-smi}"
 : "${REVISUAL_DATA:=revisual-data}"
+: "${PYTHON:=python}"
 
 log() { printf '[quickstart] %s\n' "$*" >&2; }
 
+gpus=0
+if command -v "$NVIDIA_SMI" >/dev/null 2>&1; then
+  gpus=$("$NVIDIA_SMI" -L 2>/dev/null | grep -c '^GPU ' || true)
+fi
+if [[ -z "${DEVICE:-}" ]]; then
+  if ((gpus > 0)); then DEVICE=gpu; else DEVICE=cpu; fi
+fi
 if [[ -z "${DRY_RUN:-}" ]]; then
-  gpus=0
-  if command -v "$NVIDIA_SMI" >/dev/null 2>&1; then
-    gpus=$("$NVIDIA_SMI" -L 2>/dev/null | grep -c '^GPU ' || true)
-  fi
-  if ((gpus > 0)) && [[ -n "${MODEL_PATH:-}" ]]; then
+  if [[ "$DEVICE" == cpu ]]; then
+    DRY_RUN=0
+    log "no GPU (or DEVICE=cpu): training all three stages on the CPU with a tiny model (DRY_RUN=1 to only validate)"
+  elif [[ -n "${MODEL_PATH:-}" ]]; then
     DRY_RUN=0
     log "$gpus GPU(s) and MODEL_PATH=$MODEL_PATH: training on the sample data"
   else
     DRY_RUN=1
-    if ((gpus > 0)); then
-      log "GPUs found but MODEL_PATH is not set: dry run only"
-    else
-      log "no GPU found: dry run only (compose and validate every stage, print the commands)"
-    fi
+    log "GPUs found but MODEL_PATH is not set: dry run only"
   fi
 fi
-export DRY_RUN
+export DRY_RUN DEVICE
 
 command -v "$REVISUAL_DATA" >/dev/null 2>&1 ||
   { log "ERROR: $REVISUAL_DATA not found; install the plugin first: pip install -e ."; exit 2; }
@@ -52,22 +58,63 @@ for part in coldstart:coldstart.json mmrl:mmrl.parquet textrl:textrl.parquet; do
   "$REVISUAL_DATA" prepare "$name" --input "$input" --output "$DATA_DIR/$name" --val-size 2 --no-progress
 done
 
-# Sized for 16-row samples: one SFT step with one sequence per GPU; RL batches of 4 prompts x 8 rollouts.
-: "${NNODES:=1}"
-: "${GPUS_PER_NODE:=8}"
-export NNODES GPUS_PER_NODE
-SMOKE_ARGS=(
-  --stage1
-  "data.train_batch_size=$((NNODES * GPUS_PER_NODE))"
-  trainer.total_epochs=1
-  --rl
-  data.train_batch_size=4
-  actor_rollout_ref.actor.ppo_mini_batch_size=4
-  data.max_response_length=2048
-  trainer.total_training_steps=2
-  trainer.save_freq=1
-  trainer.test_freq=-1
-  trainer.val_before_train=False
-)
+if [[ "$DEVICE" == cpu ]]; then
+  # Sized for a 2-core machine: one SFT epoch of 2-sequence steps, then 2 RL steps of 4 prompts x 4 rollouts per stage.
+  # Stage 3's entropy warm-up is cut to 1 update so that the annealed coefficient acts within 2 steps.
+  if [[ -z "${MODEL_PATH:-}" && "$DRY_RUN" == 0 ]]; then
+    MODEL_PATH=$WORK_DIR/tiny-qwen2.5-vl
+    if [[ ! -f "$MODEL_PATH/config.json" ]]; then
+      log "building a tiny Qwen2.5-VL in $MODEL_PATH (random weights, no download)"
+      "$PYTHON" -m revisual_verl.cpu.tiny_model --output "$MODEL_PATH" >&2
+    fi
+    export MODEL_PATH
+  fi
+  export NNODES=1 GPUS_PER_NODE=1 SFT_MICRO_BATCH=2 SFT_GRAD_ACCUM=1 SFT_MAX_LENGTH=1024
+  SMOKE_ARGS=(
+    --stage1
+    trainer.total_epochs=1
+    optim.lr=1e-4
+    "trainer.logger=[console,file]"
+    --rl
+    data.train_batch_size=4
+    actor_rollout_ref.rollout.n=4
+    actor_rollout_ref.actor.ppo_mini_batch_size=4
+    data.max_prompt_length=1024
+    data.max_response_length=48
+    actor_rollout_ref.actor.optim.lr=1e-4
+    trainer.total_training_steps=2
+    trainer.save_freq=1
+    trainer.test_freq=-1
+    trainer.val_before_train=False
+    "trainer.logger=[console,file]"
+    --stage3
+    '++ray_kwargs.ray_init.runtime_env.env_vars.REVISUAL_ENTROPY_WARMUP_UPDATES="1"'
+  )
+else
+  # Sized for 16-row samples: one SFT step with one sequence per GPU; RL batches of 4 prompts x 8 rollouts.
+  : "${NNODES:=1}"
+  : "${GPUS_PER_NODE:=8}"
+  export NNODES GPUS_PER_NODE
+  SMOKE_ARGS=(
+    --stage1
+    "data.train_batch_size=$((NNODES * GPUS_PER_NODE))"
+    trainer.total_epochs=1
+    --rl
+    data.train_batch_size=4
+    actor_rollout_ref.actor.ppo_mini_batch_size=4
+    data.max_response_length=2048
+    trainer.total_training_steps=2
+    trainer.save_freq=1
+    trainer.test_freq=-1
+    trainer.val_before_train=False
+  )
+fi
 
 DATA_DIR=$DATA_DIR OUTPUT_DIR=$WORK_DIR/run bash "$RECIPES/run_all.sh" "${SMOKE_ARGS[@]}" "$@"
+if [[ "$DRY_RUN" == 0 ]]; then
+  report_args=(--run-dir "$WORK_DIR/run")
+  if [[ "$DEVICE" == cpu ]]; then
+    report_args+=(--entropy-warmup-updates 1)
+  fi
+  "$PYTHON" -m revisual_verl.cpu.report "${report_args[@]}"
+fi

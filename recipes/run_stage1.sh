@@ -65,6 +65,22 @@ SFT_ARGS=(
 # images, which is every stage-1 batch (docs/transformers_compat.md). The launched processes inherit it.
 export VERL_ENGINE_VENDOR=${VERL_ENGINE_VENDOR:-revisual}
 
+if rv_is_cpu; then
+  # verl's SFT trainer on a gloo group (revisual_verl/cpu/sft.py), one process; fp32, sdpa.
+  SFT_ARGS+=(
+    engine.strategy=fsdp2
+    engine.model_dtype=fp32
+    model.use_remove_padding=False
+    model.enable_gradient_checkpointing=False
+    ++model.override_config.attn_implementation=sdpa
+    data.num_workers=0
+    trainer.device=cpu
+  )
+  VERL_FILE_LOGGER_PATH=$(rv_metrics_file "$STAGE_DIR")
+  export VERL_FILE_LOGGER_PATH
+  [[ "$SFT_LAUNCHER" == torchrun ]] || rv_die "DEVICE=cpu runs stage 1 with torchrun, not SFT_LAUNCHER=$SFT_LAUNCHER"
+fi
+
 case "$SFT_LAUNCHER" in
   torchrun)
     if ((NNODES == 1)); then
@@ -73,7 +89,11 @@ case "$SFT_LAUNCHER" in
       LAUNCH=("$TORCHRUN" "--nnodes=$NNODES" "--nproc_per_node=$GPUS_PER_NODE" "--node_rank=$NODE_RANK"
         "--master_addr=$MASTER_ADDR" "--master_port=$MASTER_PORT")
     fi
-    LAUNCH+=(-m verl.trainer.sft_trainer)
+    if rv_is_cpu; then
+      LAUNCH+=(-m revisual_verl.cpu.sft)
+    else
+      LAUNCH+=(-m verl.trainer.sft_trainer)
+    fi
     ;;
   ray) LAUNCH=("$PYTHON" -m verl.trainer.sft_trainer_ray) ;;
   *) rv_die "SFT_LAUNCHER must be torchrun or ray, got '$SFT_LAUNCHER'" ;;

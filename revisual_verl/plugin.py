@@ -70,6 +70,22 @@ COMPONENTS: tuple[Component, ...] = (
         module="revisual_verl.engine.registration",
         registry=("verl.workers.engine.base:EngineRegistry._engines",),
     ),
+    Component(
+        key="platform",
+        selects="the CPU mode's platform (VERL_PLATFORM=cpu)",
+        # Loaded by `import verl` itself (verl/utils/device.py), so this registers at once, in every
+        # process, before anything can resolve the platform.
+        after=("verl.plugin.platform",),
+        module="revisual_verl.cpu.platform_registration",
+        registry=("verl.plugin.platform.platform_manager:PlatformRegistry._platforms",),
+    ),
+    Component(
+        key="rollout",
+        selects="actor_rollout_ref.rollout.name=hf",
+        after=("verl.workers.rollout",),
+        module="revisual_verl.cpu.rollout_registration",
+        registry=("verl.workers.rollout.replica:RolloutReplicaRegistry._registry", "verl.workers.rollout.base:_ROLLOUT_REGISTRY"),
+    ),
 )
 
 failed: dict[str, str] = {}

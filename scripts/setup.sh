@@ -11,8 +11,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP=("$VENV/bin/python" -m pip)
 "${PIP[@]}" install -q --upgrade pip
-# torch first, on its own: with it pinned, nothing later can swap in a multi-GB CUDA build.
-"${PIP[@]}" install -q torch==2.13.0
+# torch and torchvision first, as a pair: with both pinned, nothing later can swap in another build.
+# torchvision is needed to load Qwen2-VL processors (their video part), so the CPU mode can train on images.
+"${PIP[@]}" install -q -c constraints-cpu.txt torch torchvision
 "${PIP[@]}" install -q -c constraints-cpu.txt -r requirements-cpu.txt
 "${PIP[@]}" install -q -c constraints-cpu.txt -e ".[test]"
 "$VENV/bin/python" - <<'PY'

@@ -38,12 +38,28 @@ SELECT = {
         "from verl.workers.engine.base import EngineRegistry\n"
         "found = EngineRegistry.get_engine_cls('language_model', 'fsdp2')\n"
     ),
+    "cpu platform": (
+        # verl resolves its platform once, from VERL_PLATFORM, on first use
+        "import os\n"
+        "os.environ['VERL_PLATFORM'] = 'cpu'\n"
+        "from verl.plugin.platform import get_platform\n"
+        "found = type(get_platform())\n"
+    ),
+    "hf rollout": (
+        # as verl's LLMServerManager and its hybrid worker look rollouts up
+        "from verl.workers.rollout.replica import get_rollout_replica_class\n"
+        "from verl.workers.rollout.base import get_rollout_class\n"
+        "assert get_rollout_class('hf', 'async').__name__ == 'HFServerAdapter'\n"
+        "found = get_rollout_replica_class('hf')\n"
+    ),
 }
 EXPECTED = {
     "pad": "revisual_verl.pad.estimator.compute_pad_advantage",
     "pad_sync": "revisual_verl.pad.trainer.PadSyncTrainer",
     "revisual": "revisual_verl.reward.manager.RevisualRewardManager",
     "engine vendor": "revisual_verl.engine.fsdp_engine.RevisualFSDPEngine",
+    "cpu platform": "revisual_verl.cpu.platform.CpuPlatform",
+    "hf rollout": "revisual_verl.cpu.hf_rollout.HFRolloutReplica",
 }
 REPORT = (
     "import json\n"
@@ -98,7 +114,14 @@ def import_verl(tmp_path_factory):
 
 def test_import_verl_loads_only_the_plugin_module(import_verl):
     with_plugin, without = import_verl["auto"]["modules"], import_verl["none"]["modules"]
-    assert with_plugin - without == {"revisual_verl", "revisual_verl.plugin"}
+    # The CPU platform registers at once: verl resolves its platform before any lazy hook could run.
+    assert with_plugin - without == {
+        "revisual_verl",
+        "revisual_verl.plugin",
+        "revisual_verl.cpu",
+        "revisual_verl.cpu.platform",
+        "revisual_verl.cpu.platform_registration",
+    }
     assert [name for name in HEAVY if name in with_plugin] == []
 
 
@@ -118,7 +141,7 @@ def test_fresh_interpreter_selecting_a_name_finds_it(name):
 
 # Components whose verl module `import verl` itself imports, so they register when the plugin loads
 # (docs/plugin.md, "Eager registrations"). Every other one must wait.
-EAGER: set[str] = set()
+EAGER: set[str] = {"platform"}
 
 
 @pytest.mark.parametrize("key", [component.key for component in plugin.COMPONENTS])
@@ -185,7 +208,9 @@ def test_ray_actor_selecting_each_name_finds_it(ray_local):
 
             return os.getpid(), found, dict(plugin.failed)
 
-    pid, found, failed = ray_local.get(Probe.remote().select.remote(), timeout=300)
+    # As the CPU mode's workers are started: VERL_PLATFORM is in the process environment from the start.
+    probe = Probe.options(runtime_env={"env_vars": {"VERL_PLATFORM": "cpu"}}).remote()
+    pid, found, failed = ray_local.get(probe.select.remote(), timeout=300)
     assert pid != os.getpid()
     assert found == EXPECTED
     assert failed == {}
@@ -198,9 +223,13 @@ def test_registered_reports_what_the_registries_hold():
         "adv_estimator": ["pad"],
         "trainer_mode": ["pad_sync"],
         "reward_manager": ["revisual"],
-        "engine": [
-            f"language_model/{backend}/{device}/revisual" for backend in ("fsdp", "fsdp2") for device in ("cuda", "npu")
-        ],
+        "engine": sorted(
+            f"language_model/{backend}/{device}/revisual"
+            for backend in ("fsdp", "fsdp2")
+            for device in ("cuda", "npu", "cpu")
+        ),
+        "platform": ["cpu"],
+        "rollout": ["hf", "hf/async"],
     }
 
 
@@ -220,7 +249,14 @@ def test_one_component_that_cannot_import_does_not_take_the_others_down():
     )
     out = python(code, VERL_ENGINE_DEVICE="cuda")
     assert last_json(out) == {
-        "registered": {"adv_estimator": True, "trainer_mode": True, "reward_manager": True, "engine": False},
+        "registered": {
+            "adv_estimator": True,
+            "trainer_mode": True,
+            "reward_manager": True,
+            "engine": False,
+            "platform": True,
+            "rollout": True,
+        },
         "failed": ["revisual_verl.engine.registration"],
         "verl_engine": True,
     }

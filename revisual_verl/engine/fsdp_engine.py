@@ -3,7 +3,8 @@
 Selected through verl's engine registry (vendor ``revisual``, see :mod:`registration`), configured by
 the environment variables of :mod:`settings`. Three hooks of ``FSDPEngine`` are extended:
 
-- ``_build_fsdp_module``: every model it builds (actor, reference, SFT model) gets the vision-output hook of
+- ``_build_fsdp_module``: on the CPU platform a forward-only FSDP2 module is wrapped without verl's
+  pinned CPU offload (no driver to pin with). Every model it builds (actor, reference, SFT model) gets the vision-output hook of
   :mod:`vision_output_compat`, so verl's Qwen2-VL forward runs micro-batches without images. With
   freezing on, vision parameters get ``requires_grad=False`` before FSDP wraps the model
   (after LoRA/QAT), so they never get a gradient; under FSDP1 without ``use_orig_params`` the vision
@@ -67,7 +68,26 @@ class RevisualFSDPEngine(FSDPEngineWithLMHead):
                     len(self.frozen_vision_params),
                     count,
                 )
+        if self._pins_memory_without_accelerator():
+            # verl gives every forward-only FSDP2 module (the reference) CPUOffloadPolicy(pin_memory=True)
+            # (verl/workers/engine/fsdp/transformer_impl.py, _build_fsdp_module); pinning needs a GPU
+            # driver, and on the CPU platform the parameters live in host memory already. So the wrap
+            # runs as for a trained module, and forward_only is restored for everything after it.
+            self.engine_config.forward_only = False
+            try:
+                return super()._build_fsdp_module(module)
+            finally:
+                self.engine_config.forward_only = True
         return super()._build_fsdp_module(module)
+
+    def _pins_memory_without_accelerator(self) -> bool:
+        from verl.utils.device import get_device_name
+
+        return (
+            get_device_name() == "cpu"
+            and self.engine_config.strategy == "fsdp2"
+            and self.engine_config.forward_only
+        )
 
     def _build_optimizer(self, module):
         if not self.freezes_vision:
@@ -109,9 +129,10 @@ class RevisualFSDPEngine(FSDPEngineWithLMHead):
         outputs = super().train_batch(data, with_entropy_coeff(loss_function, coeff))
         self._updates_without_optimizer_step += 1
         if self.is_mp_src_rank_with_outputs():
-            # TrainingWorker gathers these across ranks; the trainer logs them as actor/<name>.
-            outputs["metrics"]["entropy_coeff"] = coeff
-            outputs["metrics"]["entropy_schedule_update"] = float(update)
+            # TrainingWorker gathers these across ranks and flattens each rank's list of values (one per
+            # micro-batch in verl's own metrics), so each is a list; the trainer logs actor/<name>.
+            outputs["metrics"]["entropy_coeff"] = [coeff]
+            outputs["metrics"]["entropy_schedule_update"] = [float(update)]
         return outputs
 
     def _check_actor_config(self, loss_function) -> None:

@@ -16,7 +16,8 @@ from revisual_verl.engine.settings import ENGINE_VENDOR
 
 MODEL_TYPE = "language_model"
 BACKENDS = ("fsdp", "fsdp2")
-DEVICES = ("cuda", "npu")
+# "cpu": the CPU mode (revisual_verl/cpu), whose platform names its device "cpu".
+DEVICES = ("cuda", "npu", "cpu")
 
 EngineRegistry.register(model_type=MODEL_TYPE, backend=list(BACKENDS), device=list(DEVICES), vendor=ENGINE_VENDOR)(
     RevisualFSDPEngine

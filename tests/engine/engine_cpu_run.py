@@ -21,6 +21,13 @@ import torch.distributed as dist
 from tiny_vlm import image_inputs, prompt_ids, tiny_qwen25_vl
 
 
+def _only(values):
+    if values is None:
+        return None
+    assert isinstance(values, list) and len(values) == 1, values
+    return values[0]
+
+
 def save_tiny_model(path: str) -> None:
     tiny_qwen25_vl().save_pretrained(path)
 
@@ -209,8 +216,9 @@ def main() -> None:
                 result["updates"].append(
                     {
                         "images": images,
-                        "entropy_coeff": metrics.get("entropy_coeff"),
-                        "update": metrics.get("entropy_schedule_update"),
+                        # The engine reports one value per update, as a list (verl flattens metric lists).
+                        "entropy_coeff": _only(metrics.get("entropy_coeff")),
+                        "update": _only(metrics.get("entropy_schedule_update")),
                         "loss": float(sum(out["loss"])),
                         # Metric.aggregate() sums the micro-batch parts of a globally normalised loss.
                         "pg_loss": metrics["actor/pg_loss"].aggregate() if "actor/pg_loss" in metrics else None,

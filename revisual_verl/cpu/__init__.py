@@ -1,0 +1,1 @@
+"""CPU mode: run the recipe through verl's real trainers on a machine without GPUs (docs/cpu.md)."""

@@ -1,0 +1,185 @@
+"""What a CPU run of the recipe did, one table per stage, read from what verl wrote.
+
+    python -m revisual_verl.cpu.report --run-dir outputs/quickstart/run
+
+Reads each stage's metrics (verl's ``file`` logger, ``stageK/metrics/*.jsonl``, one file per launch; a
+resumed launch's steps replace the earlier ones) and its merged model ``stageK/hf``. Prints steps done,
+seconds per phase, the last step's ``pad/*`` and ``reward/*`` metrics, stage 3's entropy coefficient per
+update next to the schedule's value, checksums of the vision tower and of the language model before and
+after stage 3, and each merged directory loaded back with transformers. Exits 1 when a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+# verl's timing keys, in step order; reward is computed inside generation (verl's reward loop).
+PHASES = (
+    ("generation", "timing_s/gen"),
+    ("reward", "timing_s/reward"),
+    ("old log-prob", "timing_s/old_log_prob"),
+    ("reference", "timing_s/ref"),
+    ("advantage", "timing_s/adv"),
+    ("update", "timing_s/update_actor"),
+    ("weight sync", "timing_s/update_weights"),
+    ("step", "timing_s/step"),
+)
+SFT_KEYS = ("train/loss", "train/grad_norm", "train/lr", "train/global_tokens")
+VISION_PREFIXES = ("visual.", "model.visual.")
+
+
+def read_metrics(stage_dir: Path) -> dict[int, dict]:
+    """step -> metrics, over every launch of the stage (later launches win)."""
+    steps: dict[int, dict] = {}
+    for path in sorted((stage_dir / "metrics").glob("*.jsonl"), key=lambda p: p.stat().st_mtime):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            steps.setdefault(int(record["step"]), {}).update(record.get("data", {}))
+    return steps
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _table(rows: list[tuple[str, str]], title: str) -> str:
+    width = max([len(name) for name, _ in rows] + [10])
+    lines = [title, "-" * len(title)]
+    lines += [f"  {name:<{width}}  {value}" for name, value in rows]
+    return "\n".join(lines)
+
+
+def stage_rows(stage: int, steps: dict[int, dict], entropy_schedule=None) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = [("steps done", str(len(steps)))]
+    if not steps:
+        return rows
+    last = steps[max(steps)]
+    if stage == 1:
+        rows += [(key, _fmt(last[key])) for key in SFT_KEYS if key in last]
+        return rows
+    for name, key in PHASES:
+        values = [metrics[key] for _, metrics in sorted(steps.items()) if key in metrics]
+        if values:
+            rows.append((f"s {name} (per step)", " ".join(f"{v:.2f}" for v in values)))
+    for prefix in ("pad/", "reward/"):
+        rows += [(key, _fmt(value)) for key, value in sorted(last.items()) if key.startswith(prefix)]
+    for key in ("training/rollout_probs_diff_max", "actor/pg_loss", "actor/kl_loss", "actor/entropy"):
+        if key in last:
+            rows.append((key, _fmt(last[key])))
+    if entropy_schedule is not None:
+        for step, metrics in sorted(steps.items()):
+            if "actor/entropy_coeff" in metrics:
+                update = int(metrics.get("actor/entropy_schedule_update", -1))
+                expected = entropy_schedule.at(update) if update >= 0 else float("nan")
+                rows.append(
+                    (f"entropy coeff, step {step}", f"{metrics['actor/entropy_coeff']:.6g} at update {update} "
+                     f"(schedule: {expected:.6g})")
+                )
+    return rows
+
+
+def tensor_digests(model_dir: Path) -> tuple[str, str]:
+    """sha256 of the vision tower's tensors and of every other tensor, from the merged safetensors."""
+    from safetensors import safe_open
+
+    vision, rest = hashlib.sha256(), hashlib.sha256()
+    files = sorted(model_dir.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no *.safetensors in {model_dir}")
+    names = []
+    for file in files:
+        with safe_open(str(file), framework="pt") as handle:
+            names += [(name, file) for name in handle.keys()]
+    for name, file in sorted(names):
+        with safe_open(str(file), framework="pt") as handle:
+            tensor = handle.get_tensor(name)
+        digest = vision if name.startswith(VISION_PREFIXES) else rest
+        digest.update(name.encode())
+        digest.update(tensor.float().contiguous().numpy().tobytes())
+    return vision.hexdigest(), rest.hexdigest()
+
+
+def load_back(model_dir: Path) -> str:
+    """Load a merged directory as a user would: config, tokenizer, processor (if any) and weights."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(model_dir)
+    AutoTokenizer.from_pretrained(model_dir)
+    parts = ["tokenizer"]
+    if getattr(config, "vision_config", None) is not None:
+        AutoProcessor.from_pretrained(model_dir)
+        model = AutoModelForImageTextToText.from_pretrained(model_dir)
+        parts.append("processor")
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_dir)
+    params = sum(p.numel() for p in model.parameters())
+    return f"loads ({type(model).__name__}, {params:,} parameters, {' + '.join(parts)})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m revisual_verl.cpu.report", description=__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", required=True, type=Path, help="OUTPUT_DIR of run_all.sh (holds stage1..3)")
+    parser.add_argument(
+        "--entropy-warmup-updates", type=int, default=None,
+        help="stage 3's entropy warm-up, to print the schedule's value next to the logged coefficient "
+        "(default: the engine's setting from the environment)",
+    )
+    args = parser.parse_args(argv)
+
+    from revisual_verl.engine.settings import EngineSettings
+
+    settings = EngineSettings.from_env()
+    schedule = settings.entropy_schedule
+    if schedule is None or args.entropy_warmup_updates is not None:
+        from revisual_verl.engine.entropy_schedule import EntropySchedule
+
+        schedule = EntropySchedule(
+            schedule="exponential", beta0=0.02, beta_min=0.0, decay=0.985,
+            warmup_updates=args.entropy_warmup_updates if args.entropy_warmup_updates is not None else 140,
+        )
+
+    failures = []
+    for stage in (1, 2, 3):
+        stage_dir = args.run_dir / f"stage{stage}"
+        if not stage_dir.exists():
+            failures.append(f"stage {stage}: {stage_dir} does not exist")
+            continue
+        rows = stage_rows(stage, read_metrics(stage_dir), schedule if stage == 3 else None)
+        hf = stage_dir / "hf"
+        try:
+            rows.append(("merged model", f"{hf}: {load_back(hf)}"))
+        except Exception as error:  # noqa: BLE001  reported, and the run counts as failed
+            failures.append(f"stage {stage}: {hf} does not load: {error}")
+            rows.append(("merged model", f"{hf}: DOES NOT LOAD ({type(error).__name__})"))
+        print(_table(rows, f"Stage {stage}"), end="\n\n")
+
+    stage2, stage3 = args.run_dir / "stage2" / "hf", args.run_dir / "stage3" / "hf"
+    if stage2.exists() and stage3.exists():
+        vision2, lm2 = tensor_digests(stage2)
+        vision3, lm3 = tensor_digests(stage3)
+        rows = [
+            ("vision tower, stage 2", vision2[:16]),
+            ("vision tower, stage 3", f"{vision3[:16]} ({'equal' if vision2 == vision3 else 'DIFFERENT'})"),
+            ("language model, stage 2", lm2[:16]),
+            ("language model, stage 3", f"{lm3[:16]} ({'different: trained' if lm2 != lm3 else 'EQUAL: not trained'})"),
+        ]
+        print(_table(rows, "Stage 3: vision tower frozen, language model trained (sha256 of the merged tensors)"))
+        if vision2 != vision3:
+            failures.append("stage 3 changed the vision tower")
+        if lm2 == lm3:
+            failures.append("stage 3 did not change the language model")
+    for failure in failures:
+        print(f"FAILED: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

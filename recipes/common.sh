@@ -179,7 +179,9 @@ rv_run() {
 # STAGE_DIR/metrics (a resumed stage adds a file; verl's logger would truncate a reused one).
 rv_metrics_file() {
   local stage_dir=$1 file
-  mkdir -p "$stage_dir/metrics"
+  if ! rv_is_dry_run; then
+    mkdir -p "$stage_dir/metrics"
+  fi
   file=$(rv_hydra_value "$stage_dir/metrics/launch-$(date +%Y%m%d-%H%M%S)-$$.jsonl")
   printf '%s' "$file"
 }

@@ -31,7 +31,9 @@ fi
 if [[ -z "${DEVICE:-}" ]]; then
   if ((gpus > 0)); then DEVICE=gpu; else DEVICE=cpu; fi
 fi
-if [[ -z "${DRY_RUN:-}" ]]; then
+if [[ "${DRY_RUN:-}" == 1 ]]; then
+  log "DRY_RUN=1 (DEVICE=$DEVICE): compose and validate every stage, train nothing"
+elif [[ -z "${DRY_RUN:-}" ]]; then
   if [[ "$DEVICE" == cpu ]]; then
     DRY_RUN=0
     log "no GPU (or DEVICE=cpu): training all three stages on the CPU with a tiny model (DRY_RUN=1 to only validate)"

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The README's first command: set up .venv, then run the recipe on the bundled sample data.
-#   bash scripts/quickstart.sh            (--no-setup to reuse an existing .venv)
+# The README's first command: set up .venv, then run the recipe on the bundled sample data
+# (on a machine without GPUs: all three stages trained on the CPU, see docs/cpu.md).
+#   bash scripts/quickstart.sh            (--no-setup to reuse an existing environment; VENV=path for another)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+export VENV
 if [ "${1:-}" = "--no-setup" ]; then
   shift
 else
   bash scripts/setup.sh
 fi
-export PATH="$PWD/.venv/bin:$PATH"
+VENV=$(cd "$VENV" && pwd)
+export PATH="$VENV/bin:$PATH"
 bash recipes/quickstart.sh "$@"

@@ -39,16 +39,26 @@ def server_name(replica_rank: int, suffix: str = "") -> str:
     return f"{SERVER_NAME_PREFIX}_{replica_rank}{suffix}"
 
 
-def request_seed(base_seed: int, weights_version: int | None, prompt_ids: list[int], occurrence: int) -> int:
-    """The sampling seed of the ``occurrence``-th request for this prompt under these weights.
+def prompt_key(prompt_ids: list[int], image_data=None) -> str:
+    """What makes two requests the same prompt: the token ids and the pixels of every image (prompts with
+    the same text and different images have the same ids)."""
+    digest = hashlib.sha256(",".join(map(str, prompt_ids)).encode())
+    for image in image_data or ():
+        digest.update(b"|image|")
+        tobytes = getattr(image, "tobytes", None)
+        digest.update(tobytes() if callable(tobytes) else repr(image).encode())
+        digest.update(repr(getattr(image, "size", None)).encode())
+    return digest.hexdigest()
+
+
+def request_seed(base_seed: int, weights_version: int | None, key: str, occurrence: int) -> int:
+    """The sampling seed of the ``occurrence``-th request for prompt ``key`` under these weights.
 
     Fixed by what the server sees, not by verl's request ids (random, or one shared id per batch under
     ``full_determinism``): the n rollouts of a prompt get different seeds, and a rerun of a step (a
-    resume) draws the same n responses for it.
+    resume) draws the same n responses for each prompt.
     """
-    digest = hashlib.sha256()
-    digest.update(f"{base_seed}|{weights_version}|{occurrence}|".encode())
-    digest.update(",".join(map(str, prompt_ids)).encode())
+    digest = hashlib.sha256(f"{base_seed}|{weights_version}|{occurrence}|{key}".encode())
     return int.from_bytes(digest.digest()[:8], "little") & ((1 << 63) - 1)
 
 
@@ -173,10 +183,10 @@ class HFRolloutServer:
         prompt_ids = [int(token) for token in prompt_ids]
         params = dict(sampling_params)
         async with self._lock:
-            key = (self.weights_version, hashlib.sha256(",".join(map(str, prompt_ids)).encode()).hexdigest())
-            occurrence = self._occurrences.get(key, 0)
-            self._occurrences[key] = occurrence + 1
-            seed = request_seed(self.config.seed, self.weights_version, prompt_ids, occurrence)
+            key = prompt_key(prompt_ids, image_data)
+            occurrence = self._occurrences.get((self.weights_version, key), 0)
+            self._occurrences[(self.weights_version, key)] = occurrence + 1
+            seed = request_seed(self.config.seed, self.weights_version, key, occurrence)
             tokens, log_probs = await asyncio.to_thread(self._sample, prompt_ids, params, image_data, seed)
         stop = "completed" if tokens and tokens[-1] in self.eos_token_ids else "length"
         return TokenOutput(

@@ -147,11 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     failures = []
-    for stage in (1, 2, 3):
+    stages = [stage for stage in (1, 2, 3) if (args.run_dir / f"stage{stage}").is_dir()]
+    if not stages:
+        failures.append(f"no stage1/, stage2/ or stage3/ in {args.run_dir}")
+    for stage in stages:
         stage_dir = args.run_dir / f"stage{stage}"
-        if not stage_dir.exists():
-            failures.append(f"stage {stage}: {stage_dir} does not exist")
-            continue
         rows = stage_rows(stage, read_metrics(stage_dir), schedule if stage == 3 else None)
         hf = stage_dir / "hf"
         try:

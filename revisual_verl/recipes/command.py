@@ -17,9 +17,11 @@ ENTRY_CONFIGS: dict[str, tuple[str, str]] = {
     "verl.trainer.main_ppo": ("verl.trainer.config", "ppo_trainer"),
     "verl.trainer.sft_trainer": ("verl.trainer.config", "sft_trainer_engine"),
     "verl.trainer.sft_trainer_ray": ("verl.trainer.config", "sft_trainer_engine"),
+    # The CPU mode's stage 1: verl's SFT trainer on a gloo group, verl's config unchanged.
+    "revisual_verl.cpu.sft": ("verl.trainer.config", "sft_trainer_engine"),
 }
 
-SFT_MODULES = ("verl.trainer.sft_trainer", "verl.trainer.sft_trainer_ray")
+SFT_MODULES = ("verl.trainer.sft_trainer", "verl.trainer.sft_trainer_ray", "revisual_verl.cpu.sft")
 
 
 class CommandError(ValueError):

@@ -42,13 +42,15 @@ def combined_reward(accuracy: float, format_score: float, length_score: float, s
 
 
 def breakdown(text: str, num_tokens: int, verdict: AccuracyResult, settings: RewardSettings) -> RewardBreakdown:
-    """Assemble the reward from an accuracy verdict. A timed-out check scores 0 outright."""
+    """Assemble the reward from an accuracy verdict. A timed-out check scores 0 outright, and so does an
+    empty response (a rollout that produced no token): the length term would otherwise pay it its maximum."""
     accuracy = 1.0 if verdict.correct else 0.0
     format_score = format_reward(text)
     length_score = efficient_length_reward(
         num_tokens, settings.length_budget, settings.length_alpha, settings.length_delta
     )
-    score = 0.0 if verdict.timed_out else combined_reward(accuracy, format_score, length_score, settings)
+    empty = num_tokens <= 0
+    score = 0.0 if verdict.timed_out or empty else combined_reward(accuracy, format_score, length_score, settings)
     return RewardBreakdown(
         score=score,
         accuracy=accuracy,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from revisual_verl.cpu.hf_rollout import HFRolloutServer, request_seed
+from revisual_verl.cpu.hf_rollout import HFRolloutServer, prompt_key, request_seed
 
 PROMPT = [{"role": "user", "content": "What is 2 + 2? Put the answer in \\boxed{}."}]
 IMAGE_PROMPT = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "How many sides?"}]}]
@@ -117,9 +117,19 @@ def test_the_n_rollouts_of_a_prompt_differ_and_a_rerun_repeats_them(tiny_vlm_dir
 
 
 def test_seeds_depend_on_occurrence_weights_and_prompt():
-    base = request_seed(0, 1, [5, 6, 7], 0)
-    assert base == request_seed(0, 1, [5, 6, 7], 0)
-    assert len({base, request_seed(0, 1, [5, 6, 7], 1), request_seed(0, 2, [5, 6, 7], 0), request_seed(0, 1, [5, 6], 0)}) == 4
+    key = prompt_key([5, 6, 7])
+    base = request_seed(0, 1, key, 0)
+    assert base == request_seed(0, 1, prompt_key([5, 6, 7]), 0)
+    others = {request_seed(0, 1, key, 1), request_seed(0, 2, key, 0), request_seed(0, 1, prompt_key([5, 6]), 0)}
+    assert base not in others and len(others) == 3
+
+
+def test_prompts_with_the_same_text_and_different_images_are_different_prompts():
+    # Their token ids are the same (one placeholder run per image): only the pixels tell them apart, and
+    # mixing their rollouts up would pair responses with the wrong image on a resume.
+    red, blue = Image.new("RGB", (28, 28), "red"), Image.new("RGB", (28, 28), "blue")
+    assert prompt_key([1, 2], [red]) != prompt_key([1, 2], [blue])
+    assert prompt_key([1, 2], [red]) == prompt_key([1, 2], [Image.new("RGB", (28, 28), "red")])
 
 
 def test_placeholder_tokens_are_never_sampled(server):

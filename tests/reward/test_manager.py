@@ -100,6 +100,16 @@ def test_run_single_scores_a_streamed_rollout(tiny_tokenizer):
     assert info["length_reward"] == pytest.approx(length)
 
 
+def test_an_empty_response_scores_zero(tiny_tokenizer):
+    # A rollout that returns no token: no answer, no format, and no length bonus for saying nothing.
+    manager = load_through_verl(verl_config(length_budget=40), tiny_tokenizer)
+    data = padded_batch(tiny_tokenizer, ["", GOOD], ["12", "12"])
+    empty, good = (asyncio.run(manager.run_single(data[i : i + 1])) for i in range(2))
+    assert empty["reward_extra_info"]["num_tokens"] == 0
+    assert empty["reward_score"] == 0.0
+    assert good["reward_score"] > 0.9
+
+
 def test_run_single_counts_tokens_from_the_attention_mask(tiny_tokenizer):
     manager = load_through_verl(verl_config(length_budget=40), tiny_tokenizer)
     texts = [GOOD, "<think>hmm</think> \\boxed{13}", "I give up"]

@@ -182,7 +182,7 @@ rv_metrics_file() {
   if ! rv_is_dry_run; then
     mkdir -p "$stage_dir/metrics"
   fi
-  file=$(rv_hydra_value "$stage_dir/metrics/launch-$(date +%Y%m%d-%H%M%S)-$$.jsonl")
+  file="$stage_dir/metrics/launch-$(date +%Y%m%d-%H%M%S)-$$.jsonl"
   printf '%s' "$file"
 }
 
@@ -247,6 +247,7 @@ rv_rl_args() {
   if rv_is_cpu; then
     local metrics
     metrics=$(rv_metrics_file "$stage_dir")
+    metrics=$(rv_hydra_value "$metrics")
     # shellcheck disable=SC2034
     RV_RL_ARGS+=("${RV_CPU_RL_ARGS[@]}" "++ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH=$metrics")
   fi

@@ -84,7 +84,10 @@ COMPONENTS: tuple[Component, ...] = (
         selects="actor_rollout_ref.rollout.name=hf",
         after=("verl.workers.rollout",),
         module="revisual_verl.cpu.rollout_registration",
-        registry=("verl.workers.rollout.replica:RolloutReplicaRegistry._registry", "verl.workers.rollout.base:_ROLLOUT_REGISTRY"),
+        registry=(
+            "verl.workers.rollout.replica:RolloutReplicaRegistry._registry",
+            "verl.workers.rollout.base:_ROLLOUT_REGISTRY",
+        ),
     ),
 )
 

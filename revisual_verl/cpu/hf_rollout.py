@@ -67,7 +67,6 @@ class HFRolloutServer:
 
     def __init__(self, config, model_config, replica_rank: int = 0):
         from transformers import AutoConfig
-
         from verl.utils import hf_processor, hf_tokenizer
         from verl.utils.fs import copy_to_local
         from verl.workers.rollout.utils import get_vision_placeholder_token_ids
@@ -104,7 +103,11 @@ class HFRolloutServer:
 
     def _eos_token_ids(self, hf_config) -> set[int]:
         ids = set()
-        for source in (getattr(self.model, "generation_config", None), getattr(hf_config, "text_config", None), hf_config):
+        for source in (
+            getattr(self.model, "generation_config", None),
+            getattr(hf_config, "text_config", None),
+            hf_config,
+        ):
             value = getattr(source, "eos_token_id", None) if source is not None else None
             if value is None:
                 continue
@@ -136,7 +139,9 @@ class HFRolloutServer:
         return inputs
 
     @torch.no_grad()
-    def _sample(self, prompt_ids: list[int], sampling_params: dict, image_data, seed: int) -> tuple[list[int], list[float]]:
+    def _sample(
+        self, prompt_ids: list[int], sampling_params: dict, image_data, seed: int
+    ) -> tuple[list[int], list[float]]:
         """transformers' sampling (temperature, top-p, top-k as vLLM reads them); returns the new tokens and
         their log-probabilities under the temperature-scaled distribution of the whole vocabulary (what verl's
         actor recomputes; banned placeholders are only kept out of the draw, as vLLM's raw log-probs do)."""
@@ -333,11 +338,15 @@ class HFServerAdapter(BaseRollout):
     async def release(self):
         pass
 
-    async def update_weights(self, weights, wire_format: str = "named_tensors", global_steps: int | None = None, **kwargs):
+    async def update_weights(
+        self, weights, wire_format: str = "named_tensors", global_steps: int | None = None, **kwargs
+    ):
         if wire_format != "named_tensors":
             raise NotImplementedError(f"hf rollout: weight wire format {wire_format!r} is not supported")
         if kwargs.get("peft_config") is not None:
-            raise NotImplementedError("hf rollout: LoRA adapters are not supported; set actor_rollout_ref.model.lora.merge=True")
+            raise NotImplementedError(
+                "hf rollout: LoRA adapters are not supported; set actor_rollout_ref.model.lora.merge=True"
+            )
         # Every rank walks the generator (FSDP gathers collectively); the leader ships the tensors.
         named = [(name, tensor.detach().to("cpu", copy=True)) for name, tensor in weights]
         if self.is_leader_rank:

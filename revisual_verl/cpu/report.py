@@ -80,8 +80,10 @@ def stage_rows(stage: int, steps: dict[int, dict], entropy_schedule=None) -> lis
                 update = int(metrics.get("actor/entropy_schedule_update", -1))
                 expected = entropy_schedule.at(update) if update >= 0 else float("nan")
                 rows.append(
-                    (f"entropy coeff, step {step}", f"{metrics['actor/entropy_coeff']:.6g} at update {update} "
-                     f"(schedule: {expected:.6g})")
+                    (
+                        f"entropy coeff, step {step}",
+                        f"{metrics['actor/entropy_coeff']:.6g} at update {update} (schedule: {expected:.6g})",
+                    )
                 )
     return rows
 
@@ -128,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m revisual_verl.cpu.report", description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", required=True, type=Path, help="OUTPUT_DIR of run_all.sh (holds stage1..3)")
     parser.add_argument(
-        "--entropy-warmup-updates", type=int, default=None,
+        "--entropy-warmup-updates",
+        type=int,
+        default=None,
         help="stage 3's entropy warm-up, to print the schedule's value next to the logged coefficient "
         "(default: the engine's setting from the environment)",
     )
@@ -142,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         from revisual_verl.engine.entropy_schedule import EntropySchedule
 
         schedule = EntropySchedule(
-            schedule="exponential", beta0=0.02, beta_min=0.0, decay=0.985,
+            schedule="exponential",
+            beta0=0.02,
+            beta_min=0.0,
+            decay=0.985,
             warmup_updates=args.entropy_warmup_updates if args.entropy_warmup_updates is not None else 140,
         )
 

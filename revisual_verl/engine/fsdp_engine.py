@@ -4,9 +4,9 @@ Selected through verl's engine registry (vendor ``revisual``, see :mod:`registra
 the environment variables of :mod:`settings`. Three hooks of ``FSDPEngine`` are extended:
 
 - ``_build_fsdp_module``: on the CPU platform a forward-only FSDP2 module is wrapped without verl's
-  pinned CPU offload (no driver to pin with). Every model it builds (actor, reference, SFT model) gets the vision-output hook of
-  :mod:`vision_output_compat`, so verl's Qwen2-VL forward runs micro-batches without images. With
-  freezing on, vision parameters get ``requires_grad=False`` before FSDP wraps the model
+  pinned CPU offload (no driver to pin with). Every model it builds (actor, reference, SFT model) gets
+  the vision-output hook of :mod:`vision_output_compat`, so verl's Qwen2-VL forward runs micro-batches
+  without images. With freezing on, vision parameters get ``requires_grad=False`` before FSDP wraps the model
   (after LoRA/QAT), so they never get a gradient; under FSDP1 without ``use_orig_params`` the vision
   tower is made its own FSDP unit, since a FlatParameter cannot mix frozen and trained tensors.
 - ``_build_optimizer``: only trainable parameters enter the param groups, so AdamW's decoupled

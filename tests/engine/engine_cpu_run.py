@@ -1,7 +1,7 @@
 """Runs verl's FSDP actor engine, as the revisual vendor selects it, on CPU (gloo, world size 1).
 
 Test support for tests/engine/test_fsdp_engine.py, run in a subprocess because verl resolves its
-platform at import: the caller sets VERL_USE_EXTERNAL_MODULES=cpu_platform, VERL_PLATFORM=cpu_gloo,
+platform once: the caller sets VERL_PLATFORM=cpu (the CPU mode's platform),
 VERL_ENGINE_VENDOR=revisual and the REVISUAL_* variables. Builds a tiny Qwen2.5-VL from a config,
 trains a few updates through verl's ppo_loss on text-only and/or image batches, optionally
 checkpoints and resumes, optionally builds a forward-only reference engine the way verl's ref worker

@@ -1,8 +1,8 @@
 """The revisual engine inside verl's real FSDP engine code, on CPU.
 
-verl's training engines are registered for cuda/npu and use NCCL, so each run goes through a
-subprocess (engine_cpu_run.py) that registers a CPU+gloo platform through verl's platform registry
-and selects the engine through verl's engine registry (VERL_ENGINE_DEVICE=cuda, VERL_ENGINE_VENDOR=revisual).
+verl resolves its platform once per process, so each run goes through a subprocess (engine_cpu_run.py)
+on the CPU mode's platform (VERL_PLATFORM=cpu: CPU + gloo) that selects the engine through verl's engine
+registry (VERL_ENGINE_VENDOR=revisual).
 There FSDP2 wraps a tiny Qwen2.5-VL, and train_batch runs forward, verl's ppo_loss, backward and AdamW,
 on image batches and on text-only ones (which verl 0.9.1 can run only with the engine's vision-output
 hook). FSDP1 needs a GPU for sync_module_states, so its part (the wrap plan) is checked in-process.
@@ -31,9 +31,8 @@ def run_engine(env: dict, *args: str) -> dict:
         **{k: v for k, v in os.environ.items() if not k.startswith("REVISUAL_")},
         # Keeps the caller's PYTHONPATH, e.g. an overlay with another transformers version.
         "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        "VERL_USE_EXTERNAL_MODULES": "cpu_platform",
-        "VERL_PLATFORM": "cpu_gloo",
-        "VERL_ENGINE_DEVICE": "cuda",
+        # The CPU mode's platform (revisual_verl/cpu/platform.py), registered by the plugin.
+        "VERL_PLATFORM": "cpu",
         "VERL_ENGINE_VENDOR": "revisual",
         "OMP_NUM_THREADS": "1",
         **env,
@@ -90,7 +89,11 @@ def test_stage3_engine_freezes_tower_anneals_entropy_and_resumes():
 def test_verls_own_engine_fails_on_a_text_only_batch():
     # The control for the text batches above: without the revisual vendor, verl 0.9.1 + transformers 5 fail.
     with pytest.raises(AssertionError, match="'BaseModelOutputWithPooling' object has no attribute 'mean'"):
-        run_engine({"VERL_ENGINE_VENDOR": ""}, "--strategy", "fsdp2", "--batches", "text", "--updates", "1")
+        # verl's stock FSDP engine is registered for cuda/npu only: select it as a GPU run would.
+        run_engine(
+            {"VERL_ENGINE_VENDOR": "", "VERL_ENGINE_DEVICE": "cuda"},
+            "--strategy", "fsdp2", "--batches", "text", "--updates", "1",
+        )
 
 
 def test_stage1_sft_loss_trains_text_only_batches():

@@ -35,7 +35,9 @@ def environment(work_dir: Path, **extra) -> dict:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     # The environment running the tests is the one the quickstart uses (scripts/quickstart.sh's VENV).
-    env.update(VENV=sys.prefix, WORK_DIR=str(work_dir), PYTHON=sys.executable, NVIDIA_SMI="/nonexistent/nvidia-smi", **extra)
+    env.update(
+        VENV=sys.prefix, WORK_DIR=str(work_dir), PYTHON=sys.executable, NVIDIA_SMI="/nonexistent/nvidia-smi", **extra
+    )
     for key in ("DRY_RUN", "DEVICE", "MODEL_PATH", "RESUME", "STAGES", "VERL_PLATFORM"):
         if key not in extra:
             env.pop(key, None)

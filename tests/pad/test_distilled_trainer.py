@@ -6,8 +6,6 @@ write-backs, the update's mini-batch settings) is verl's code.
 """
 
 import logging
-from types import SimpleNamespace
-
 import pytest
 import torch
 from hydra import compose, initialize_config_module
@@ -36,56 +34,6 @@ def compose_config(extra=()):
         return compose(config_name="revisual_ppo", overrides=BASE + list(extra))
 
 
-class FakeWorkers:
-    """Actor (and reference) worker group: log-probs from the stored tokens, update records what it trains on."""
-
-    def __init__(self, tq):
-        self.tq = tq
-        self._dispatch_info = {"actor": [0]}  # one data-parallel rank
-        self.passes = []
-
-    def _log_probs(self, name, batch):
-        stored = self.tq.kv_batch_get(
-            keys=batch.keys, partition_id=batch.partition_id, select_fields=["prompts", "responses"]
-        )
-        # A function of the row's own tokens only, as a model's log-probs are: over prompt + response,
-        # position t holding the log-prob of token t + 1 (what verl's response_from_nested expects).
-        rows = []
-        for prompt, response in zip(stored["prompts"].unbind(), stored["responses"].unbind(), strict=True):
-            tokens = torch.cat([prompt, response])
-            rows.append(-0.01 * torch.cat([tokens[1:], tokens[:1]]).float())
-        log_probs = torch.nested.as_nested_tensor(rows, layout=torch.jagged)
-        entropy = torch.nested.as_nested_tensor([torch.ones_like(r) for r in rows], layout=torch.jagged)
-        self.tq.kv_batch_put(
-            keys=batch.keys,
-            partition_id=batch.partition_id,
-            fields=tu.get_tensordict({"log_probs": log_probs, "entropy": entropy}),
-        )
-        self.passes.append((name, list(batch.keys)))
-        return batch
-
-    def compute_log_prob(self, batch):
-        return self._log_probs("old_log_prob", batch)
-
-    def compute_ref_log_prob(self, batch):
-        return self._log_probs("ref", batch)
-
-    def update_actor(self, batch):
-        stored = self.tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id)
-        self.passes.append(("update_actor", list(batch.keys)))
-        self.update = {"keys": list(batch.keys), "extra_info": dict(batch.extra_info), "stored": stored}
-        return {"metrics": {"mfu": 0.0, "pg_loss": 0.0}}
-
-
-class OneBatchReplayBuffer:
-    def __init__(self, batch):
-        self.batch = batch
-
-    def sample(self, global_steps, partition_id, batch_size):
-        assert batch_size == len(SCORES)
-        return self.batch, {}
-
-
 def put_step(tq, step_name, scores_per_group, seed=0):
     """Rows as verl's agent loop stores them (key uid_session_index, jagged fields, token-level rm_scores)."""
     gen = torch.Generator().manual_seed(seed)
@@ -109,23 +57,15 @@ def put_step(tq, step_name, scores_per_group, seed=0):
     return tq.kv_batch_put(keys=keys, partition_id="train", fields=tu.get_tensordict(fields), tags=tags)
 
 
-def make_trainer(tq, batch, extra=(), step=51):
+def make_trainer(tq, wire, batch, extra=(), step=51):
     trainer = PadSyncTrainer(compose_config(extra))
     trainer.global_steps, trainer.total_training_steps = step, 101
-    workers = FakeWorkers(tq)
-    trainer.actor_rollout_wg = trainer.ref_policy_wg = workers
-    trainer.ref_in_actor = False
-    trainer.tokenizer = SimpleNamespace(eos_token_id=2, pad_token_id=0)
-    trainer.replay_buffer = OneBatchReplayBuffer(batch)
-    trainer.reward_loop_manager = SimpleNamespace(reward_loop_worker_handles=["rewards computed during rollout"])
-    trainer.checkpoint_manager = SimpleNamespace(sleep_replicas=lambda: None)
-    trainer.curr_step_profile = False
-    return trainer, workers
+    return trainer, wire(trainer, tq, batch)
 
 
-def run_step(tq, name, extra=(), scores=SCORES, step=51):
+def run_step(tq, wire, name, extra=(), scores=SCORES, step=51):
     batch = put_step(tq, name, scores)
-    trainer, workers = make_trainer(tq, batch, extra, step)
+    trainer, workers = make_trainer(tq, wire, batch, extra, step)
     metrics, timing = {}, {}
     out = trainer._step_once(metrics, timing, sample_batch_size=len(scores))
     return batch, out, trainer, workers, metrics, timing
@@ -154,9 +94,9 @@ def test_distilled_rows_repeat_each_row_as_often_as_drawn():
     assert copy_key("abc_0_0", 2) == f"abc{COPY_MARK}2_0_0"
 
 
-def test_passes_run_on_the_selected_rows_and_verls_padding_only(transfer_queue):
+def test_passes_run_on_the_selected_rows_and_verls_padding_only(transfer_queue, wire_pad_trainer):
     tq = transfer_queue
-    batch, out, trainer, workers, metrics, timing = run_step(tq, "d1", ["algorithm.pad.rho=0.5"])
+    batch, out, trainer, workers, metrics, timing = run_step(tq, wire_pad_trainer, "d1", ["algorithm.pad.rho=0.5"])
     assert trainer.pad_compact
     # k' = min(ceil(0.5 * 12), |E| = 8) = 6 rows of the two mixed groups; verl pads to 8 (4 rows per update).
     assert metrics["pad/selected_rows"] == 6 and metrics["pad/kept_fraction"] == pytest.approx(0.5)
@@ -199,10 +139,10 @@ def test_passes_run_on_the_selected_rows_and_verls_padding_only(transfer_queue):
             assert torch.count_nonzero(rollout["advantages"][i]) == 0
 
 
-def test_a_row_drawn_m_times_is_trained_m_times(transfer_queue):
+def test_a_row_drawn_m_times_is_trained_m_times(transfer_queue, wire_pad_trainer):
     tq = transfer_queue
     extra = ["algorithm.pad.rho=1.5", "algorithm.pad.replacement=true"]
-    batch, out, trainer, workers, metrics, timing = run_step(tq, "d2", extra)
+    batch, out, trainer, workers, metrics, timing = run_step(tq, wire_pad_trainer, "d2", extra)
     assert metrics["pad/selected_rows"] == 18 and metrics["pad/kept_fraction"] == pytest.approx(1.5)
     assert metrics["pad/model_rows"] == 20 and metrics["pad/padding_rows"] == 2
     keys = workers.update["keys"]
@@ -230,10 +170,10 @@ def test_a_row_drawn_m_times_is_trained_m_times(transfer_queue):
     assert set(copies) <= set(out.keys) and all(out.tags[out.keys.index(k)]["is_padding"] for k in copies)
 
 
-def test_empty_effective_set_runs_no_model_pass(transfer_queue, caplog):
+def test_empty_effective_set_runs_no_model_pass(transfer_queue, wire_pad_trainer, caplog):
     tq = transfer_queue
     with caplog.at_level(logging.WARNING, logger="revisual_verl.pad.trainer"):
-        batch, out, trainer, workers, metrics, timing = run_step(tq, "d3", scores=[[1] * 4, [0] * 4, [1] * 4])
+        batch, out, trainer, workers, metrics, timing = run_step(tq, wire_pad_trainer, "d3", scores=[[1] * 4, [0] * 4, [1] * 4])
     assert workers.passes == []
     assert metrics["pad/skipped_step"] == 1.0 and metrics["pad/empty_effective_set"] == 1.0
     assert metrics["pad/kept_fraction"] == 0.0 and metrics["pad/model_rows"] == 0.0
@@ -242,20 +182,20 @@ def test_empty_effective_set_runs_no_model_pass(transfer_queue, caplog):
     assert any("skipped" in r.message for r in caplog.records)
 
 
-def test_same_step_same_draw_in_both_modes_and_after_a_resume(transfer_queue):
+def test_same_step_same_draw_in_both_modes_and_after_a_resume(transfer_queue, wire_pad_trainer):
     tq = transfer_queue
     extra = ["algorithm.pad.rho=0.4", "algorithm.pad.replacement=true"]
     picks = []
     for name in ("r1", "r2"):  # a fresh trainer at the same restored global step
-        batch, _, _, workers, _, _ = run_step(tq, name, extra, step=37)
+        batch, _, _, workers, _, _ = run_step(tq, wire_pad_trainer, name, extra, step=37)
         picks.append(sorted(k.replace(name, "") for k in workers.update["keys"] if not k.startswith("pad")))
     assert picks[0] == picks[1]
-    _, _, _, workers, _, _ = run_step(tq, "r3", extra, step=38)
+    _, _, _, workers, _, _ = run_step(tq, wire_pad_trainer, "r3", extra, step=38)
     assert sorted(k.replace("r3", "") for k in workers.update["keys"] if not k.startswith("pad")) != picks[0]
 
     # The masked mode draws the same rows at the same step.
     batch = put_step(tq, "r4", SCORES)
-    trainer, _ = make_trainer(tq, batch, extra + ["algorithm.pad.compact=false"], step=37)
+    trainer, _ = make_trainer(tq, wire_pad_trainer, batch, extra + ["algorithm.pad.compact=false"], step=37)
     assert not trainer.pad_compact
     trainer._compute_advantage(batch, {})
     masks = stored(tq, batch.keys, ["loss_mask"])["loss_mask"]
@@ -263,16 +203,16 @@ def test_same_step_same_draw_in_both_modes_and_after_a_resume(transfer_queue):
     assert masked == sorted(source_of(k) for k in picks[0])
 
 
-def test_masked_mode_runs_every_row_through_the_passes(transfer_queue):
+def test_masked_mode_runs_every_row_through_the_passes(transfer_queue, wire_pad_trainer):
     tq = transfer_queue
-    batch, out, trainer, workers, metrics, timing = run_step(tq, "m1", ["algorithm.pad.compact=false"])
+    batch, out, trainer, workers, metrics, timing = run_step(tq, wire_pad_trainer, "m1", ["algorithm.pad.compact=false"])
     assert not trainer.pad_compact and metrics["pad/compact"] == 0.0
     assert [name for name, _ in workers.passes] == ["old_log_prob", "ref", "update_actor"]
     assert all(sorted(keys) == sorted(batch.keys) for _, keys in workers.passes)
     assert metrics["pad/kept_fraction"] == pytest.approx(8 / 12) and metrics["pad/model_rows"] == 12
 
 
-def test_configs_the_distilled_mode_cannot_serve_fall_back_to_masks(transfer_queue, caplog):
+def test_configs_the_distilled_mode_cannot_serve_fall_back_to_masks(transfer_queue, wire_pad_trainer, caplog):
     with caplog.at_level(logging.WARNING, logger="revisual_verl.pad.trainer"):
         trainer = PadSyncTrainer(compose_config(["algorithm.use_kl_in_reward=true"]))
     assert not trainer.pad_compact

@@ -173,7 +173,8 @@ def test_a_row_drawn_m_times_is_trained_m_times(transfer_queue, wire_pad_trainer
 def test_empty_effective_set_runs_no_model_pass(transfer_queue, wire_pad_trainer, caplog):
     tq = transfer_queue
     with caplog.at_level(logging.WARNING, logger="revisual_verl.pad.trainer"):
-        batch, out, trainer, workers, metrics, timing = run_step(tq, wire_pad_trainer, "d3", scores=[[1] * 4, [0] * 4, [1] * 4])
+        uniform = [[1] * 4, [0] * 4, [1] * 4]
+        batch, out, trainer, workers, metrics, timing = run_step(tq, wire_pad_trainer, "d3", scores=uniform)
     assert workers.passes == []
     assert metrics["pad/skipped_step"] == 1.0 and metrics["pad/empty_effective_set"] == 1.0
     assert metrics["pad/kept_fraction"] == 0.0 and metrics["pad/model_rows"] == 0.0
@@ -205,7 +206,8 @@ def test_same_step_same_draw_in_both_modes_and_after_a_resume(transfer_queue, wi
 
 def test_masked_mode_runs_every_row_through_the_passes(transfer_queue, wire_pad_trainer):
     tq = transfer_queue
-    batch, out, trainer, workers, metrics, timing = run_step(tq, wire_pad_trainer, "m1", ["algorithm.pad.compact=false"])
+    masked = ["algorithm.pad.compact=false"]
+    batch, out, trainer, workers, metrics, timing = run_step(tq, wire_pad_trainer, "m1", masked)
     assert not trainer.pad_compact and metrics["pad/compact"] == 0.0
     assert [name for name, _ in workers.passes] == ["old_log_prob", "ref", "update_actor"]
     assert all(sorted(keys) == sorted(batch.keys) for _, keys in workers.passes)

@@ -114,6 +114,7 @@ class PadSyncTrainer(PPOTrainerSync):
         with marked_timer("adv", timing_raw, color="brown"):
             result = self._select(batch)
         metrics.update(result.metrics)
+        metrics["pad/compact"] = 1.0
         if result.empty:
             with marked_timer("adv", timing_raw, color="brown"):
                 distill.put_row_advantages(batch.partition_id, batch.keys, torch.zeros(len(batch)))

@@ -54,6 +54,9 @@ def put_step(tq, step_name, scores_per_group, seed=0):
         for name, values in rows.items()
     }
     fields["loss_mask"] = torch.nested.as_nested_tensor(list(rows["response_mask"]), layout=torch.jagged)
+    # Non-tensor fields as the agent loop and the reward manager store them travel with a copied row.
+    fields["raw_prompt"] = [[{"role": "user", "content": f"question {uid}"}] for uid in rows["uid"]]
+    fields["extra_fields"] = [{"reward_extra_info": {"accuracy": float(k)}} for k in range(len(keys))]
     return tq.kv_batch_put(keys=keys, partition_id="train", fields=tu.get_tensordict(fields), tags=tags)
 
 
@@ -158,8 +161,10 @@ def test_a_row_drawn_m_times_is_trained_m_times(transfer_queue, wire_pad_trainer
             continue
         draws[source] = draws.get(source, 0) + 1
         row = batch.keys.index(source)
-        original = stored(tq, [source], ["responses"])["responses"][0]
-        assert torch.equal(seen["responses"][i], original)
+        original = stored(tq, [source], ["responses", "raw_prompt", "extra_fields"])
+        assert torch.equal(seen["responses"][i], original["responses"][0])
+        assert list(seen["raw_prompt"])[i] == list(original["raw_prompt"])[0]
+        assert list(seen["extra_fields"])[i] == list(original["extra_fields"])[0]
         # One draw's advantage on every copy: the multiplicity is in the number of copies.
         torch.testing.assert_close(seen["advantages"][i], torch.full_like(seen["advantages"][i], float(advantage[row])))
     assert sum(draws.values()) == 18 and max(draws.values()) > 1

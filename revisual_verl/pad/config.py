@@ -28,6 +28,8 @@ class PadConfig:
     replacement: bool = False
     seed: int = 0
     grpo_impl: str = "fast"
+    compact: bool = True
+    """pad_sync trains on the distilled batch (selected rows, duplicates included); false: masks the full batch."""
 
     def __post_init__(self):
         def bad(key: str, why: str):

@@ -2,13 +2,14 @@
 
 verl calls the estimator with tensors only. Two things it cannot express travel through this module:
 the trainer's step (for the tau schedule, set with :func:`set_progress`) and the selection that the
-PAD trainer writes back to the stored masks (read with :func:`pop_latest_result`). Both live in the
-driver process, where verl computes advantages.
+PAD trainer writes back to the stored masks or turns into the distilled batch (read with
+:func:`pop_latest_result`); both live in :mod:`revisual_verl.pad.handoff`, in the driver process.
+:func:`pad_select_rows` is the selection on its own (per-row scalars, no [batch, length] output),
+which the trainer's distilled mode calls right after the reward.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
@@ -16,68 +17,32 @@ import torch
 from verl.trainer.ppo import core_algos
 
 from revisual_verl.pad.config import PadConfig, check_loss_agg_mode
+from revisual_verl.pad import handoff
 from revisual_verl.pad.group_advantage import group_ids, grpo_scalar_advantage
+from revisual_verl.pad.handoff import PadStepResult, TrainingProgress, pop_latest_result, set_progress
 from revisual_verl.pad.selection import pad_select_detailed, pad_tau, sequence_advantage
 
 logger = logging.getLogger(__name__)
+
+__all__ = [
+    "PAD_ESTIMATOR",
+    "PadStepResult",
+    "TrainingProgress",
+    "compute_pad_advantage",
+    "pad_select_rows",
+    "pop_latest_result",
+    "set_progress",
+]
 
 PAD_ESTIMATOR = "pad"
 GRPO_EPSILON = 1e-6
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainingProgress:
-    step: int
-    """Updates completed before this one (verl's global_steps - 1)."""
-    total_steps: int
-    """Updates over which tau is annealed (verl's total_training_steps - 1)."""
-    draw: int = 0
-    """Distinguishes several advantage computations within one step (parameter_sync_step > 1)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class PadStepResult:
-    weights: torch.Tensor
-    """Per-row multiplicity in the distilled batch (0 = not selected), float [batch]."""
-    metrics: dict
-
-    @property
-    def keep(self) -> torch.Tensor:
-        return self.weights > 0
-
-    @property
-    def empty(self) -> bool:
-        return not bool(self.keep.any())
-
-
-class _Handoff:
-    """Driver-local state shared between the PAD trainer and the estimator."""
-
-    def __init__(self):
-        self.progress: TrainingProgress | None = None
-        self.latest: PadStepResult | None = None
-        self.unmanaged_calls = 0
-        self.checked_root = False
-
-
-_handoff = _Handoff()
-
-
-def set_progress(step: int, total_steps: int, draw: int = 0) -> None:
-    """Called by the trainer before verl computes advantages; consumed by the next estimator call."""
-    _handoff.progress = TrainingProgress(step=step, total_steps=total_steps, draw=draw)
-
-
-def pop_latest_result() -> PadStepResult | None:
-    """The selection of the last estimator call, once; None if PAD did not run since the last pop."""
-    result, _handoff.latest = _handoff.latest, None
-    return result
-
-
 def _progress_without_trainer(config: Any) -> TrainingProgress:
     # Only verl's legacy trainer (or a trainer other than pad_sync) gets here: it tells the estimator
     # nothing, so count calls. That count restarts at 0 after a checkpoint resume.
-    if _handoff.unmanaged_calls == 0:
+    calls = handoff.state()
+    if calls.unmanaged_calls == 0:
         logger.warning(
             "PAD runs without the pad_sync trainer: the tau schedule counts estimator calls in this "
             "process (it restarts after a resume) and empty steps are not skipped. Use "
@@ -85,8 +50,8 @@ def _progress_without_trainer(config: Any) -> TrainingProgress:
         )
         _check_root_config(config)
     total = _total_steps_from_root(config)
-    progress = TrainingProgress(step=_handoff.unmanaged_calls, total_steps=total)
-    _handoff.unmanaged_calls += 1
+    progress = TrainingProgress(step=calls.unmanaged_calls, total_steps=total)
+    calls.unmanaged_calls += 1
     return progress
 
 
@@ -113,19 +78,17 @@ def _check_root_config(config: Any) -> None:
     check_loss_agg_mode(mode)
 
 
-@core_algos.register_adv_est(PAD_ESTIMATOR)
-def compute_pad_advantage(
+def pad_select_rows(
     token_level_rewards: torch.Tensor,
     response_mask: torch.Tensor,
-    index: Any = None,
-    config: Any = None,
-    **_unused: Any,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """GRPO outcome advantages, then Prioritized Advantage Distillation.
+    index: Any,
+    config: Any,
+) -> PadStepResult:
+    """GRPO's per-response advantage, then PAD's draw; publishes and returns the result.
 
-    Returns advantages that are 0 on unselected rows and multiplied by the row's multiplicity on
-    selected ones, and zeroes ``response_mask`` of unselected rows in place. Rows whose mask is all
-    zero (verl's padding) are never selected and do not count in N.
+    Reads its step from the handoff (:func:`set_progress`), or counts calls without a trainer. Leaves
+    its inputs untouched. Rows whose mask is all zero (verl's padding) are never selected and do not
+    count in N.
     """
     if index is None:
         raise ValueError("adv_estimator=pad needs GRPO groups: the batch has no 'uid' column")
@@ -147,7 +110,7 @@ def compute_pad_advantage(
         scores = token_level_rewards.sum(dim=-1)
         seq_adv = grpo_scalar_advantage(scores, group_ids(index), norm_by_std=norm_by_std, epsilon=GRPO_EPSILON)
 
-    progress, _handoff.progress = _handoff.progress, None
+    progress = handoff.take_progress()
     if progress is None:
         progress = _progress_without_trainer(config)
     tau = pad_tau(progress.step, progress.total_steps, start=pad.tau_start, end=pad.tau_end, schedule=pad.tau_schedule)
@@ -166,17 +129,34 @@ def compute_pad_advantage(
     )
 
     weights = torch.bincount(selection.indices, minlength=seq_adv.numel()).to(seq_adv.dtype)
-    keep = weights > 0
-    row_adv = torch.where(keep, seq_adv * weights, torch.zeros_like(seq_adv))
+    result = PadStepResult(weights=weights, metrics=_metrics(seq_adv, selection, tau), seq_adv=seq_adv)
+    handoff.publish(result)
+    if result.empty:
+        logger.warning("PAD: the effective set is empty this step (every group uniform or out of bounds)")
+    return result
+
+
+@core_algos.register_adv_est(PAD_ESTIMATOR)
+def compute_pad_advantage(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index: Any = None,
+    config: Any = None,
+    **_unused: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GRPO outcome advantages, then Prioritized Advantage Distillation (masked form).
+
+    Returns advantages that are 0 on unselected rows and multiplied by the row's multiplicity on
+    selected ones, and zeroes ``response_mask`` of unselected rows in place.
+    """
+    result = pad_select_rows(token_level_rewards, response_mask, index, config)
+    keep = result.keep
+    row_adv = torch.where(keep, result.seq_adv * result.weights, torch.zeros_like(result.seq_adv))
     # The one new [batch, response_length] tensor on this path. Casting the mask first and scaling in
     # place is about twice as fast as a mixed-dtype broadcast multiply (int64 mask * float rows).
     advantages = response_mask.to(token_level_rewards.dtype, copy=True)
     advantages.mul_(row_adv.to(advantages.dtype).unsqueeze(-1))
     response_mask.index_fill_(0, (~keep).nonzero().squeeze(1), 0)
-
-    _handoff.latest = PadStepResult(weights=weights, metrics=_metrics(seq_adv, selection, tau))
-    if _handoff.latest.empty:
-        logger.warning("PAD: the effective set is empty this step (every group uniform or out of bounds)")
     return advantages, advantages
 
 

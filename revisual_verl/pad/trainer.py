@@ -1,25 +1,39 @@
 """``trainer.v1.trainer_mode=pad_sync``: verl's synchronous v1 trainer, made exact for PAD.
 
-verl's v1 trainer stores only ``advantages`` and ``returns`` after the estimator, so the rows PAD
-drops would still count in the engine's token-mean denominator (it is summed from ``loss_mask``)
-and in the policy loss mask (``response_mask``). This trainer writes both masks back for the
-selected rows, tells the estimator the step for the tau schedule, and skips the actor update of a
-step whose effective set is empty. It also logs the ``revisual`` reward's parts under ``reward/``,
-which verl 0.9.1 keeps per sample but never aggregates into training metrics.
+Distilled mode (``algorithm.pad.compact=true``, the default): GRPO advantages depend only on the rewards
+and groups, so the trainer selects right after the reward and runs old log-prob, reference log-prob,
+the advantage write-back and the actor update on the distilled batch only: the selected rows, a row
+drawn m times appearing m times (:mod:`revisual_verl.pad.distill`), padded with verl's own padding
+rows to the multiple verl requires. The passes after generation cost in proportion to the rows kept.
+
+Masked mode (``compact=false``, or a config the distilled mode cannot serve: a critic, KL in the
+reward, rollout correction): every row goes through the passes. verl's v1 trainer stores only
+``advantages`` and ``returns`` after the estimator, so the rows PAD drops would still count in the
+engine's token-mean denominator (summed from ``loss_mask``) and in the policy loss mask
+(``response_mask``); this trainer writes both masks back for the selected rows.
+
+Both modes tell the selection the step (tau schedule, seed of the draw) and run no actor update in a
+step whose effective set is empty (the distilled mode then runs none of the three model passes). The
+trainer also logs the ``revisual`` reward's parts under ``reward/``, which verl 0.9.1 keeps per sample
+but never aggregates into training metrics.
 """
 
 from __future__ import annotations
 
 import logging
 
+import numpy as np
 import torch
 import transfer_queue as tq
 from tensordict import TensorDict
-from verl.trainer.ppo.v1.trainer_base import register_trainer
+from verl.trainer.ppo.v1.trainer_base import PPOTrainer, register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
+from verl.utils.debug import marked_timer
 
+from revisual_verl.pad import distill
 from revisual_verl.pad.config import PadConfig, check_loss_agg_mode
-from revisual_verl.pad.estimator import PAD_ESTIMATOR, pop_latest_result, set_progress
+from revisual_verl.pad.estimator import PAD_ESTIMATOR, pad_select_rows, pop_latest_result, set_progress
+from revisual_verl.pad.handoff import PadStepResult
 from revisual_verl.reward.metrics import reward_metrics
 
 logger = logging.getLogger(__name__)
@@ -56,14 +70,17 @@ class PadSyncTrainer(PPOTrainerSync):
         self.pad_enabled = config.algorithm.adv_estimator == PAD_ESTIMATOR
         self.pad_skipped_steps = 0
         self._pad_skip_update = False
+        self.pad_compact = False
         if self.pad_enabled:
             # Fail at start, not at the first step after an hour of rollouts.
-            PadConfig.from_algorithm(config.algorithm)
+            pad = PadConfig.from_algorithm(config.algorithm)
             check_loss_agg_mode(config.actor_rollout_ref.actor.loss_agg_mode)
+            why_not = distill.compact_unsupported(config, self.use_critic) if pad.compact else None
+            if why_not:
+                logger.warning("PAD: algorithm.pad.compact=true but %s; training in masked mode", why_not)
+            self.pad_compact = pad.compact and why_not is None
 
-    def _compute_advantage(self, batch, metrics: dict):
-        if not self.pad_enabled:
-            return super()._compute_advantage(batch, metrics)
+    def _announce_step(self, batch) -> None:
         # verl keys rows uid_session_index; index > 0 means an agent loop gave several outputs per
         # session, which verl's GRPO groups by session and a plain estimator cannot.
         multi = [key for key in batch.keys if not key.endswith("_0")]
@@ -73,11 +90,121 @@ class PadSyncTrainer(PPOTrainerSync):
             )
         # global_steps counts from 1 and is restored from the checkpoint on resume.
         set_progress(self.global_steps - 1, self.total_training_steps - 1, draw=self.local_trigger_step)
+
+    def _step_once(self, metrics: dict, timing_raw: dict, sample_batch_size: int):
+        if not self.pad_compact:
+            return super()._step_once(metrics, timing_raw, sample_batch_size)
+        # Generation and the reward are verl's, hook for hook.
+        with marked_timer("gen", timing_raw, color="red"):
+            self.on_sample_begin()
+            batch, sample_metrics = self.replay_buffer.sample(
+                global_steps=self.global_steps, partition_id="train", batch_size=sample_batch_size
+            )
+            metrics.update(sample_metrics)
+            batch.extra_info["temperature"] = self.config.actor_rollout_ref.rollout.temperature
+            self.on_sample_end()
+        if self.reward_loop_manager.reward_loop_worker_handles is None:
+            with marked_timer("reward", timing_raw, color="yellow"):
+                batch = self._compute_reward_colocate(batch, metrics=metrics)
+        return self._train_distilled(batch, metrics, timing_raw)
+
+    def _train_distilled(self, batch, metrics: dict, timing_raw: dict):
+        """Select on the rewards, then old log-prob, ref log-prob, advantages and the actor update on the
+        distilled batch only. Returns the step's rows for verl's metrics and clean-up."""
+        with marked_timer("adv", timing_raw, color="brown"):
+            result = self._select(batch)
+        metrics.update(result.metrics)
+        metrics["pad/compact"] = 1.0
+        if result.empty:
+            with marked_timer("adv", timing_raw, color="brown"):
+                distill.put_row_advantages(batch.partition_id, batch.keys, torch.zeros(len(batch)))
+            for phase in ("old_log_prob", "ref", "update_actor"):
+                timing_raw.setdefault(phase, 0.0)
+            metrics.update(self._kept_metrics(result, model_rows=0, padding_rows=0))
+            self._note_skip(True, metrics)
+            return batch
+
+        rows = distill.distilled_rows(result.weights)
+        distilled = distill.put_distilled_batch(batch, rows)
+        num_rows = len(distilled)
+        # verl's own padding rows (all-zero masks) up to the multiple its engine needs, and its dp balance.
+        distilled = self._balance_batch(distilled, metrics=metrics)
+        metrics.update(self._kept_metrics(result, model_rows=len(distilled), padding_rows=len(distilled) - num_rows))
+        step_rows = distill.bookkeeping_batch(batch, distilled)
+
+        with marked_timer("old_log_prob", timing_raw, color="blue"):
+            distilled = self._compute_old_log_prob(distilled, metrics=metrics)
+        if self.use_reference_policy:
+            with marked_timer("ref", timing_raw, color="olive"):
+                distilled = self._compute_ref_log_prob(distilled, metrics=metrics)
+        with marked_timer("adv", timing_raw, color="brown"):
+            self._put_advantages(batch, distilled, result)
+        if self.config.trainer.critic_warmup <= self.global_steps:
+            with marked_timer("update_actor", timing_raw, color="red"):
+                PPOTrainer._update_actor(self, distilled, metrics)
+            self._note_skip(False, metrics)
+        return step_rows
+
+    def _select(self, batch) -> PadStepResult:
+        """PAD's draw on the rollout's rewards and groups (nothing else is needed for GRPO)."""
+        self._announce_step(batch)
+        stored = tq.kv_batch_get(
+            keys=batch.keys, partition_id=batch.partition_id, select_fields=["uid", "response_mask", "rm_scores"]
+        )
+        padded = stored.to_padded_tensor()
+        uid = np.array(padded.pop("uid").tolist(), dtype=object)
+        result = pad_select_rows(padded["rm_scores"], padded["response_mask"], uid, self.config.algorithm)
+        pop_latest_result()
+        return result
+
+    @staticmethod
+    def _put_advantages(batch, distilled, result: PadStepResult) -> None:
+        """One draw's advantage on every copy of a selected row; 0 on unselected rows and verl's padding."""
+        row_of = {key: i for i, key in enumerate(batch.keys)}
+        seq_adv = torch.where(result.keep, result.seq_adv, torch.zeros_like(result.seq_adv))
+        values = [float(seq_adv[i]) for i in range(len(batch))]
+        keys = list(batch.keys)
+        for key, tag in zip(distilled.keys, distilled.tags, strict=True):
+            if key in row_of:
+                continue
+            source = tag.get("pad_copy_of")
+            keys.append(key)
+            values.append(float(seq_adv[row_of[source]]) if source is not None else 0.0)
+        distill.put_row_advantages(batch.partition_id, keys, torch.tensor(values))
+
+    @staticmethod
+    def _kept_metrics(result: PadStepResult, model_rows: int, padding_rows: int) -> dict:
+        rows = result.metrics.get("pad/rows", 0.0)
+        return {
+            "pad/kept_fraction": float(result.weights.sum()) / rows if rows else 0.0,
+            "pad/model_rows": float(model_rows),
+            "pad/padding_rows": float(padding_rows),
+        }
+
+    def _note_skip(self, skip: bool, metrics: dict) -> None:
+        if skip:
+            self.pad_skipped_steps += 1
+            logger.warning(
+                "PAD: step %s has no row to train on; actor update skipped (%d skipped so far)",
+                self.global_steps,
+                self.pad_skipped_steps,
+            )
+        metrics["pad/skipped_step"] = float(skip)
+        metrics["pad/skipped_steps"] = float(self.pad_skipped_steps)
+        metrics["pad/compact"] = float(self.pad_compact)
+
+    def _compute_advantage(self, batch, metrics: dict):
+        """Masked mode: verl's advantage step with PAD as the estimator, then the mask write-back."""
+        if not self.pad_enabled:
+            return super()._compute_advantage(batch, metrics)
+        self._announce_step(batch)
         batch = super()._compute_advantage(batch, metrics)
         result = pop_latest_result()
         if result is None:
             raise RuntimeError("adv_estimator=pad is set but the PAD estimator did not run")
         metrics.update(result.metrics)
+        padding = sum(bool(tag.get("is_padding", False)) for tag in batch.tags)
+        metrics.update(self._kept_metrics(result, model_rows=len(batch), padding_rows=padding))
         self._pad_skip_update = result.empty
         if not result.empty:
             self._write_back_masks(batch, result.weights)
@@ -100,19 +227,12 @@ class PadSyncTrainer(PPOTrainerSync):
         )
 
     def _update_actor(self, batch, metrics: dict):
+        """Masked mode: verl's update, or none in a step whose effective set is empty."""
         if not self.pad_enabled:
             return super()._update_actor(batch, metrics)
         skip = self._pad_skip_update
         self._pad_skip_update = False
-        if skip:
-            self.pad_skipped_steps += 1
-            logger.warning(
-                "PAD: step %s has no row to train on; actor update skipped (%d skipped so far)",
-                self.global_steps,
-                self.pad_skipped_steps,
-            )
-        metrics["pad/skipped_step"] = float(skip)
-        metrics["pad/skipped_steps"] = float(self.pad_skipped_steps)
+        self._note_skip(skip, metrics)
         return batch if skip else super()._update_actor(batch, metrics)
 
     def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):

@@ -30,19 +30,30 @@ def _padded(rows: list[torch.Tensor], width: int, dtype=None) -> torch.Tensor:
     return out
 
 
+def _left_padded(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), width, dtype=rows[0].dtype)
+    mask = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row) :] = row
+        mask[i, width - len(row) :] = 1
+    return ids, mask
+
+
 def engine_batch(prompts, responses, advantages, response_mask, loss_mask, old_log_probs):
-    """Rows laid out as the actor engine receives them (verl's left_right_2_no_padding), loss_mask as given."""
+    """Rows laid out as the actor engine receives them (verl's left_right_2_no_padding), loss_mask as given.
+    Prompts may differ in length (verl's padding rows have 127 prompt tokens): they are left-padded."""
     from tensordict import TensorDict
     from verl.utils import tensordict_utils as tu
     from verl.workers.utils.padding import left_right_2_no_padding
 
-    batch, prompt_len = len(prompts), len(prompts[0])
+    batch = len(prompts)
     width = max(len(r) for r in responses)
     lengths = torch.tensor([len(r) for r in responses])
     response_valid = (torch.arange(width)[None] < lengths[:, None]).long()
-    attention_mask = torch.cat([torch.ones(batch, prompt_len, dtype=torch.long), response_valid], dim=1)
+    prompt_ids, prompt_valid = _left_padded(prompts)
+    attention_mask = torch.cat([prompt_valid, response_valid], dim=1)
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0).unsqueeze(1).expand(batch, 4, -1).contiguous()
-    prompt_ids = torch.stack(prompts)
     response_ids = _padded(responses, width)
     data = TensorDict(
         {
@@ -98,6 +109,10 @@ def main() -> None:
     args = parser.parse_args()
     payload = torch.load(args.payload, weights_only=True)
     prompts, responses = payload["prompts"], payload["responses"]
+    # Rows after the rollout's: verl's padding rows as the trainer stored them (row ids continue the rollout's).
+    extra = payload.get("extra_rows", [])
+    all_prompts = prompts + [row["prompt"] for row in extra]
+    all_responses = responses + [row["response"] for row in extra]
 
     dist.init_process_group("gloo", init_method=f"file://{tempfile.mktemp()}", rank=0, world_size=1)
     torch.use_deterministic_algorithms(True)
@@ -118,16 +133,27 @@ def main() -> None:
         engine = fresh_engine()
         result["engine_cls"] = type(engine).__name__
         result["before"] = snapshot(engine)
-        old = rollout_log_probs(engine, prompts, responses)
-        old = [lp + OLD_LOG_PROB_SHIFT * torch.cos(torch.arange(len(lp)) + i) for i, lp in enumerate(old)]
+        full = rollout_log_probs(engine, prompts, responses)
+        result["full_log_probs"] = full
+        # Log-probs of each case's rows computed on that case's batch (as verl's old log-prob pass on it).
+        result["case_log_probs"] = {}
+        for name, case in payload["cases"].items():
+            if case.get("infer", False):
+                rows = case["rows"]
+                result["case_log_probs"][name] = rollout_log_probs(
+                    engine, [all_prompts[i] for i in rows], [all_responses[i] for i in rows]
+                )
+        old = [lp + OLD_LOG_PROB_SHIFT * torch.cos(torch.arange(len(lp)) + i) for i, lp in enumerate(full)]
+        # verl's padding rows: never in the loss, so any old log-prob does.
+        old += [torch.zeros(len(row["response"])) for row in extra]
 
         for n, (name, case) in enumerate(payload["cases"].items()):
             if n:
                 engine = fresh_engine()
             rows = case["rows"]
             data = engine_batch(
-                [prompts[i] for i in rows],
-                [responses[i] for i in rows],
+                [all_prompts[i] for i in rows],
+                [all_responses[i] for i in rows],
                 case["advantages"],
                 case["response_mask"],
                 case["loss_mask"],

@@ -51,3 +51,18 @@ def test_row_counting_loss_modes_are_refused(mode):
 @pytest.mark.parametrize("mode", ["token-mean", "token-sum"])
 def test_token_loss_modes_are_accepted(mode):
     check_loss_agg_mode(mode)
+
+
+def test_compact_is_declared_with_the_pad_keys_and_composes_without_plus():
+    from hydra import compose, initialize_config_module
+
+    assert PadConfig().compact is True
+    assert PadConfig.from_mapping({"compact": "false"}).compact is False
+    with pytest.raises(ValueError, match=r"algorithm\.pad\.compact"):
+        PadConfig.from_mapping({"compact": "sometimes"})
+    with initialize_config_module(config_module="revisual_verl.config", version_base=None):
+        default = compose(config_name="revisual_ppo")
+        masked = compose(config_name="revisual_ppo", overrides=["algorithm.pad.compact=false"])
+    assert default.algorithm.pad.compact is True
+    assert PadConfig.from_algorithm(default.algorithm).compact is True
+    assert PadConfig.from_algorithm(masked.algorithm).compact is False

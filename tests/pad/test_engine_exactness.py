@@ -8,8 +8,12 @@ verl's FSDP2 engine (engine_exactness_run.py, a subprocess on the CPU+gloo platf
       draw's advantage;
   (c) the full batch with what verl's plain 'sync' trainer stores: the same zeroed advantages, masks as
       rolled out.
-(a) and (b) give the same parameters although their micro-batches hold different rows; (c) does not,
-because its token-mean denominator (the sum of loss_mask) also counts the dropped rows.
+  (d) the distilled batch that pad_sync's default mode (algorithm.pad.compact=true) builds and trains on,
+      exactly as its update pass received it: the selected rows, a row drawn m times present m times,
+      verl's padding rows (127-token prompts, all-zero masks) up to verl's mini-batch multiple.
+(a), (b) and (d) give the same parameters although their micro-batches hold different rows; (c) does not,
+because its token-mean denominator (the sum of loss_mask) also counts the dropped rows. The log-probs the
+engine computes for (d)'s rows (the distilled old log-prob pass) equal those computed on the full batch.
 
 The step is plain SGD without clipping, so parameters move by -lr * gradient. AdamW's first step is
 lr * g / (|g| + eps), blind to the loss scale, and clipping would rescale both gradients alike: either
@@ -48,6 +52,13 @@ CASES = {
     "no_replacement": ["algorithm.pad.rho=0.5"],
     "replacement": ["algorithm.pad.rho=1.5", "algorithm.pad.replacement=true"],
 }
+# The distilled run of each draw, sized so that its whole batch is one optimizer update as in (a)-(c):
+# 8 rows + 8 of verl's padding rows = one mini-batch of 16; 24 rows (with copies) + 8 padding = one of 32.
+COMPACT = ["algorithm.pad.compact=true", "actor_rollout_ref.rollout.calculate_log_probs=false"]
+DISTILLED = {
+    "no_replacement": COMPACT,
+    "replacement": COMPACT + ["actor_rollout_ref.actor.ppo_mini_batch_size=8"],
+}
 
 
 def compose_config(extra=()):
@@ -68,7 +79,7 @@ def make_rollout():
     return prompts, responses, scores
 
 
-def put_rollout(tq, step_name, responses, scores):
+def put_rollout(tq, step_name, responses, scores, prompts=None):
     """The rollout as verl's agent loop stores it: keys uid_session_index, loss_mask a copy of response_mask."""
     keys = [f"{step_name}g{i // N}_{i % N}_0" for i in range(len(responses))]
     masks = [torch.ones(len(r), dtype=torch.int64) for r in responses]
@@ -79,15 +90,16 @@ def put_rollout(tq, step_name, responses, scores):
     def nested(tensors):
         return torch.nested.as_nested_tensor(tensors, layout=torch.jagged)
 
-    fields = tu.get_tensordict(
-        {
-            "response_mask": nested(masks),
-            "loss_mask": nested([m.clone() for m in masks]),
-            "rm_scores": nested(rm_scores),
-            "uid": [f"{step_name}g{i // N}" for i in range(len(responses))],
-        }
-    )
-    return tq.kv_batch_put(keys=keys, partition_id="train", fields=fields, tags=[{"is_padding": False}] * len(keys))
+    fields = {
+        "response_mask": nested(masks),
+        "loss_mask": nested([m.clone() for m in masks]),
+        "rm_scores": nested(rm_scores),
+        "uid": [f"{step_name}g{i // N}" for i in range(len(responses))],
+    }
+    if prompts is not None:
+        fields.update(prompts=nested(prompts), responses=nested(responses))
+    tags = [{"is_padding": False, "seq_len": PROMPT_LEN + len(r)} for r in responses]
+    return tq.kv_batch_put(keys=keys, partition_id="train", fields=tu.get_tensordict(fields), tags=tags)
 
 
 def stored_rows(tq, batch):
@@ -117,6 +129,35 @@ def trainer_fields(tq, extra, tag):
     return pad, sync, weights, metrics
 
 
+def distilled_fields(tq, wire, extra, tag, extra_rows):
+    """The batch pad_sync's distilled step trains on, as its update pass received it.
+
+    Returns the case (row ids into the rollout, verl's padding rows appended to ``extra_rows`` with ids after
+    the rollout's) and the step's metrics."""
+    prompts, responses, scores = make_rollout()
+    trainer = PadSyncTrainer(compose_config(extra))
+    assert trainer.pad_compact
+    trainer.global_steps, trainer.total_training_steps = 3, 10
+    batch = put_rollout(tq, f"{tag}distilled", responses, scores, prompts=prompts)
+    workers = wire(trainer, tq, batch)
+    metrics = {}
+    trainer._step_once(metrics, {}, sample_batch_size=GROUPS)
+    update = workers.update
+    stored = update["stored"]
+    rows = []
+    for i, (key, row_tag) in enumerate(zip(update["keys"], update["tags"], strict=True)):
+        source = row_tag.get("pad_copy_of", key)
+        if source in batch.keys:
+            rows.append(batch.keys.index(source))
+        else:
+            extra_rows.append({"prompt": stored["prompts"][i].clone(), "response": stored["responses"][i].clone()})
+            rows.append(len(responses) + len(extra_rows) - 1)
+    case = {"rows": rows, "infer": True}
+    for name in ("advantages", "response_mask", "loss_mask"):
+        case[name] = [t.clone() for t in stored[name].unbind()]
+    return case, metrics
+
+
 def run_engine_steps(payload: dict, tmp_path: Path) -> dict:
     torch.save(payload, tmp_path / "payload.pt")
     env = {
@@ -139,11 +180,11 @@ def run_engine_steps(payload: dict, tmp_path: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def engine_results(transfer_queue, tmp_path_factory):
+def engine_results(transfer_queue, wire_pad_trainer, tmp_path_factory):
     """Every case of both draws in one engine subprocess (its start-up dominates)."""
     prompts, responses, scores = make_rollout()
     rows = list(range(len(responses)))
-    payload = {"prompts": prompts, "responses": responses, "cases": {}}
+    payload = {"prompts": prompts, "responses": responses, "cases": {}, "extra_rows": []}
     draws = {}
     for name, extra in CASES.items():
         pad, sync, weights, metrics = trainer_fields(transfer_queue, extra, name)
@@ -158,8 +199,14 @@ def engine_results(transfer_queue, tmp_path_factory):
             "loss_mask": [torch.ones(len(responses[i]), dtype=torch.int64) for i in duplicated],
         }
         payload["cases"][f"{name}/c_plain_sync"] = {"rows": rows, **sync}
+        distilled, distilled_metrics = distilled_fields(
+            transfer_queue, wire_pad_trainer, extra + DISTILLED[name], name, payload["extra_rows"]
+        )
+        payload["cases"][f"{name}/d_distilled"] = distilled
+        draws[name]["distilled_metrics"] = distilled_metrics
     out = run_engine_steps(payload, tmp_path_factory.mktemp("engine_exactness"))
-    return {"draws": draws, "scores": scores, "responses": responses, **out}
+    payload_rows = {name: case["rows"] for name, case in payload["cases"].items()}
+    return {"draws": draws, "scores": scores, "responses": responses, "payload_rows": payload_rows, **out}
 
 
 def deltas(result: dict, case: str) -> dict:
@@ -239,3 +286,41 @@ def test_without_the_mask_write_back_the_dropped_rows_dilute_the_step(engine_res
     scale = max(float(d.abs().max()) for d in step_exact.values())
     for name, step in step_exact.items():
         torch.testing.assert_close(step_diluted[name], step * ratio, rtol=1e-4, atol=1e-5 * scale, msg=name)
+
+
+@pytest.mark.parametrize("draw", list(CASES))
+def test_one_engine_step_on_the_distilled_batch_equals_one_on_the_selected_rows(engine_results, draw):
+    cases = engine_results["cases"]
+    distilled, sliced, masked = (cases[f"{draw}/{c}"] for c in ("d_distilled", "b_selected_rows", "a_pad_sync"))
+    weights = engine_results["draws"][draw]["weights"]
+    metrics = engine_results["draws"][draw]["distilled_metrics"]
+    num_rows = len(engine_results["responses"])
+    lengths = [len(r) for r in engine_results["responses"]]
+    # The same draw as the masked mode; the batch holds each row as often as drawn, then verl's padding rows.
+    assert metrics["pad/selected_rows"] == sum(weights) and metrics["pad/padding_rows"] == 8
+    assert metrics["pad/model_rows"] == sum(weights) + 8
+    assert distilled["micro_batches"] == (sum(weights) + 8) // 2
+    assert distilled["batch_num_tokens"] == sliced["batch_num_tokens"] == sum(w * n for w, n in zip(weights, lengths))
+    assert distilled["grad_norm"] > 0
+    assert distilled["grad_norm"] == pytest.approx(sliced["grad_norm"], rel=1e-5)
+    assert distilled["loss"] == pytest.approx(sliced["loss"], rel=1e-5, abs=1e-7)
+    step_distilled = deltas(engine_results, f"{draw}/d_distilled")
+    step_sliced = deltas(engine_results, f"{draw}/b_selected_rows")
+    scale = max(float(d.abs().max()) for d in step_sliced.values())
+    for name, param in distilled["params"].items():
+        assert torch.allclose(param, sliced["params"][name], rtol=1e-6, atol=1e-6), name
+        assert torch.allclose(param, masked["params"][name], rtol=1e-6, atol=1e-6), name
+        torch.testing.assert_close(step_distilled[name], step_sliced[name], rtol=1e-4, atol=2e-6 * scale, msg=name)
+    assert sum(1 for i in range(num_rows) if weights[i]) < num_rows
+
+
+@pytest.mark.parametrize("draw", list(CASES))
+def test_old_log_probs_of_the_distilled_rows_equal_those_on_the_full_batch(engine_results, draw):
+    rows = engine_results["payload_rows"][f"{draw}/d_distilled"]
+    on_distilled = engine_results["case_log_probs"][f"{draw}/d_distilled"]
+    full = engine_results["full_log_probs"]
+    num_rows = len(engine_results["responses"])
+    kept = [(i, row) for i, row in enumerate(rows) if row < num_rows]
+    assert len(kept) == sum(engine_results["draws"][draw]["weights"])
+    for i, row in kept:
+        torch.testing.assert_close(on_distilled[i], full[row], rtol=1e-5, atol=1e-6)

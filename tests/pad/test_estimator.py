@@ -12,7 +12,7 @@ from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, get_adv_
 from verl.trainer.ppo.ray_trainer import compute_advantage
 from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
 
-from revisual_verl.pad import estimator
+from revisual_verl.pad import handoff
 from revisual_verl.pad.estimator import compute_pad_advantage, pop_latest_result, set_progress
 
 N_PER_GROUP = 8
@@ -188,7 +188,7 @@ def test_same_step_and_seed_draw_the_same_rows():
 
 
 def test_without_a_trainer_the_schedule_counts_calls_and_warns(monkeypatch, caplog):
-    monkeypatch.setattr(estimator, "_handoff", estimator._Handoff())
+    monkeypatch.setattr(handoff, "_state", handoff.Handoff())
     root = OmegaConf.create(
         {
             "algorithm": {"pad": {}},
@@ -205,7 +205,7 @@ def test_without_a_trainer_the_schedule_counts_calls_and_warns(monkeypatch, capl
 
 
 def test_without_a_trainer_seq_mean_loss_is_refused(monkeypatch):
-    monkeypatch.setattr(estimator, "_handoff", estimator._Handoff())
+    monkeypatch.setattr(handoff, "_state", handoff.Handoff())
     root = OmegaConf.create(
         {"algorithm": {"pad": {}}, "actor_rollout_ref": {"actor": {"loss_agg_mode": "seq-mean-token-mean"}}}
     )

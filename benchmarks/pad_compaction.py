@@ -58,9 +58,7 @@ def relaunch() -> int:
         "PYTHONPATH": os.pathsep.join(
             [str(REPO / "tests" / "engine"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
         ),
-        "VERL_USE_EXTERNAL_MODULES": "cpu_platform",
-        "VERL_PLATFORM": "cpu_gloo",
-        "VERL_ENGINE_DEVICE": "cuda",
+        "VERL_PLATFORM": "cpu",  # the CPU mode's platform, registered by the plugin
         "VERL_ENGINE_VENDOR": "revisual",
     }
     return subprocess.run([sys.executable, *sys.argv], env=env, check=False).returncode

@@ -165,9 +165,7 @@ def run_engine_steps(payload: dict, tmp_path: Path) -> dict:
         "PYTHONPATH": os.pathsep.join(
             [str(REPO / "tests" / "engine"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
         ),
-        "VERL_USE_EXTERNAL_MODULES": "cpu_platform",
-        "VERL_PLATFORM": "cpu_gloo",
-        "VERL_ENGINE_DEVICE": "cuda",
+        "VERL_PLATFORM": "cpu",  # the CPU mode's platform, registered by the plugin
         "VERL_ENGINE_VENDOR": "revisual",  # verl's own engine cannot run text-only Qwen2.5-VL batches
         "OMP_NUM_THREADS": "1",
     }

@@ -80,6 +80,9 @@ def put_distilled_batch(batch: KVBatchMeta, rows: list[int]) -> KVBatchMeta:
     )
 
 
+ADVANTAGE_FIELDS = ("advantages", "returns")
+
+
 def put_row_advantages(partition_id: str, keys: list[str], values: torch.Tensor) -> None:
     """Store ``advantages`` and ``returns`` (GRPO: equal) with every response token of row i at ``values[i]``."""
     stored = tq.kv_batch_get(keys=keys, partition_id=partition_id, select_fields=["response_mask"])
@@ -93,7 +96,7 @@ def put_row_advantages(partition_id: str, keys: list[str], values: torch.Tensor)
     else:
         advantages = values.unsqueeze(-1) * mask.to(torch.float32)
         returns = advantages.clone()
-    fields = TensorDict({"advantages": advantages, "returns": returns}, batch_size=len(keys))
+    fields = TensorDict(dict(zip(ADVANTAGE_FIELDS, (advantages, returns), strict=True)), batch_size=len(keys))
     tq.kv_batch_put(keys=keys, partition_id=partition_id, fields=fields)
 
 

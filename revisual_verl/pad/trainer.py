@@ -20,6 +20,7 @@ but never aggregates into training metrics.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -139,6 +140,10 @@ class PadSyncTrainer(PPOTrainerSync):
                 distilled = self._compute_ref_log_prob(distilled, metrics=metrics)
         with marked_timer("adv", timing_raw, color="brown"):
             self._put_advantages(batch, distilled, result)
+            # The update reads the fields its batch names: name the ones just written.
+            distilled = dataclasses.replace(
+                distilled, fields=list(dict.fromkeys([*(distilled.fields or []), *distill.ADVANTAGE_FIELDS]))
+            )
         if self.config.trainer.critic_warmup <= self.global_steps:
             with marked_timer("update_actor", timing_raw, color="red"):
                 PPOTrainer._update_actor(self, distilled, metrics)

@@ -57,7 +57,8 @@ class FakeWorkers:
         return self._log_probs("ref", batch)
 
     def update_actor(self, batch):
-        stored = self.tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id)
+        # As verl's worker dispatch does: only the fields the batch names reach the actor.
+        stored = self.tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=batch.fields)
         self.passes.append(("update_actor", list(batch.keys)))
         self.update = {
             "keys": list(batch.keys),

@@ -257,12 +257,15 @@ rv_rl_args() {
 # One process per role on a GPU-less Ray cluster: Ray is told of one logical GPU only because verl's
 # resource check counts GPUs (verl/single_controller/ray/base.py, _check_resource_available); workers
 # are placed on CPU bundles by the `cpu` platform. The setup hook opens each worker's gloo group
-# (revisual_verl/cpu/process_group.py). fp32 and sdpa: no bf16 kernels or flash attention on a CPU.
+# (revisual_verl/cpu/process_group.py). fp32 throughout (verl's FSDP mixed precision defaults to bf16
+# compute), so the actor recomputes the rollout's log-probs to float32 precision; sdpa: no flash attention.
 RV_CPU_RL_ARGS=(
   actor_rollout_ref.actor.strategy=fsdp2
   actor_rollout_ref.ref.strategy=fsdp2
   actor_rollout_ref.actor.fsdp_config.model_dtype=fp32
   actor_rollout_ref.ref.fsdp_config.model_dtype=fp32
+  '++actor_rollout_ref.actor.fsdp_config.mixed_precision={param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}'
+  '++actor_rollout_ref.ref.fsdp_config.mixed_precision={param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}'
   actor_rollout_ref.ref.fsdp_config.param_offload=False
   actor_rollout_ref.model.use_remove_padding=False
   actor_rollout_ref.model.enable_gradient_checkpointing=False

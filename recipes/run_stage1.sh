@@ -70,6 +70,7 @@ if rv_is_cpu; then
   SFT_ARGS+=(
     engine.strategy=fsdp2
     engine.model_dtype=fp32
+    '++engine.mixed_precision={param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}'
     model.use_remove_padding=False
     model.enable_gradient_checkpointing=False
     ++model.override_config.attn_implementation=sdpa

@@ -83,7 +83,7 @@ def put_distilled_batch(batch: KVBatchMeta, rows: list[int]) -> KVBatchMeta:
 ADVANTAGE_FIELDS = ("advantages", "returns")
 
 
-def put_row_advantages(partition_id: str, keys: list[str], values: torch.Tensor) -> None:
+def put_row_advantages(partition_id: str, keys: list[str], values: torch.Tensor) -> KVBatchMeta:
     """Store ``advantages`` and ``returns`` (GRPO: equal) with every response token of row i at ``values[i]``."""
     stored = tq.kv_batch_get(keys=keys, partition_id=partition_id, select_fields=["response_mask"])
     mask = stored["response_mask"]
@@ -97,7 +97,8 @@ def put_row_advantages(partition_id: str, keys: list[str], values: torch.Tensor)
         advantages = values.unsqueeze(-1) * mask.to(torch.float32)
         returns = advantages.clone()
     fields = TensorDict(dict(zip(ADVANTAGE_FIELDS, (advantages, returns), strict=True)), batch_size=len(keys))
-    tq.kv_batch_put(keys=keys, partition_id=partition_id, fields=fields)
+    # The returned metadata names every field stored for these rows (what the next pass may read).
+    return tq.kv_batch_put(keys=keys, partition_id=partition_id, fields=fields)
 
 
 def bookkeeping_batch(batch: KVBatchMeta, distilled: KVBatchMeta) -> KVBatchMeta:

@@ -139,11 +139,7 @@ class PadSyncTrainer(PPOTrainerSync):
             with marked_timer("ref", timing_raw, color="olive"):
                 distilled = self._compute_ref_log_prob(distilled, metrics=metrics)
         with marked_timer("adv", timing_raw, color="brown"):
-            self._put_advantages(batch, distilled, result)
-            # The update reads the fields its batch names: name the ones just written.
-            distilled = dataclasses.replace(
-                distilled, fields=list(dict.fromkeys([*(distilled.fields or []), *distill.ADVANTAGE_FIELDS]))
-            )
+            distilled = self._put_advantages(batch, distilled, result)
         if self.config.trainer.critic_warmup <= self.global_steps:
             with marked_timer("update_actor", timing_raw, color="red"):
                 PPOTrainer._update_actor(self, distilled, metrics)
@@ -163,19 +159,22 @@ class PadSyncTrainer(PPOTrainerSync):
         return result
 
     @staticmethod
-    def _put_advantages(batch, distilled, result: PadStepResult) -> None:
-        """One draw's advantage on every copy of a selected row; 0 on unselected rows and verl's padding."""
+    def _put_advantages(batch, distilled, result: PadStepResult):
+        """One draw's advantage on every copy of a selected row, 0 on verl's padding and on unselected rows.
+        Returns the distilled batch naming every field now stored for it: verl's passes read only the
+        fields their batch names, and verl's own reference pass does not add ``ref_log_prob`` to them."""
         row_of = {key: i for i, key in enumerate(batch.keys)}
         seq_adv = torch.where(result.keep, result.seq_adv, torch.zeros_like(result.seq_adv))
-        values = [float(seq_adv[i]) for i in range(len(batch))]
-        keys = list(batch.keys)
+        values = []
         for key, tag in zip(distilled.keys, distilled.tags, strict=True):
-            if key in row_of:
-                continue
-            source = tag.get("pad_copy_of")
-            keys.append(key)
+            source = key if key in row_of else tag.get("pad_copy_of")
             values.append(float(seq_adv[row_of[source]]) if source is not None else 0.0)
-        distill.put_row_advantages(batch.partition_id, keys, torch.tensor(values))
+        written = distill.put_row_advantages(batch.partition_id, list(distilled.keys), torch.tensor(values))
+        in_distilled = set(distilled.keys)
+        unselected = [key for key in batch.keys if key not in in_distilled]
+        if unselected:
+            distill.put_row_advantages(batch.partition_id, unselected, torch.zeros(len(unselected)))
+        return dataclasses.replace(distilled, fields=list(written.fields or []))
 
     @staticmethod
     def _kept_metrics(result: PadStepResult, model_rows: int, padding_rows: int) -> dict:

@@ -117,6 +117,8 @@ def test_passes_run_on_the_selected_rows_and_verls_padding_only(transfer_queue, 
     update = workers.update
     assert update["extra_info"]["mini_batch_size"] == 4
     seen = update["stored"]
+    # Everything the loss reads reaches the update (verl's worker fetches only the fields its batch names).
+    assert {"advantages", "old_log_probs", "ref_log_prob", "response_mask"} <= set(seen.keys())
     lengths = seen["response_mask"].offsets().diff()
     advantage = grpo(SCORES)
     for i, key in enumerate(update["keys"]):

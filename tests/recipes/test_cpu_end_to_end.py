@@ -238,10 +238,10 @@ def test_a_reward_worker_killed_mid_step_ends_the_run_with_an_error_naming_it(ch
         while not killed:
             assert proc.poll() is None, "the run ended before its reward worker could be killed"
             assert time.monotonic() < deadline, "no reward worker and rollout server appeared"
-            found = _descendants_by_name()
+            found = _ray_workers_of(proc.pid)
             if found.get("HFRolloutServer") and found.get("RewardLoopWorker"):
                 time.sleep(2.0)
-                killed = _descendants_by_name().get("RewardLoopWorker", [])
+                killed = _ray_workers_of(proc.pid).get("RewardLoopWorker", [])
                 for pid in killed:
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.2)
@@ -259,13 +259,12 @@ def test_a_reward_worker_killed_mid_step_ends_the_run_with_an_error_naming_it(ch
         assert not (stage2 / "hf").exists()
 
 
-def _descendants_by_name() -> dict[str, list[int]]:
-    """Ray worker processes on this machine by actor class (Ray names them ray::<Class>.<method>)."""
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+def _ray_workers_of(pid: int) -> dict[str, list[int]]:
+    """This run's Ray worker processes by actor class (Ray names them ray::<Class>.<method>): descendants of
+    the run only, never a leftover of another run on the same machine."""
     found: dict[str, list[int]] = {}
-    for line in out.splitlines():
-        pid, _, args = line.strip().partition(" ")
+    for child, args in _descendants(pid):
         if args.startswith("ray::"):
             name = args[5:].split(".")[0].split(":")[-1].split()[0]
-            found.setdefault(name, []).append(int(pid))
+            found.setdefault(name, []).append(child)
     return found

@@ -6,7 +6,8 @@ program would: a trainer writes ``global_step_N`` checkpoints and verl's tracker
 
 Knobs (environment): FAKE_GPUS (how many GPUs nvidia-smi lists), FAKE_FAIL_STAGE (that stage's
 trainer saves one checkpoint, then exits 1), FAKE_FAIL_MERGE (that stage's merge leaves a half
-directory and exits 1).
+directory and exits 1), FAKE_UNLOADABLE_MERGE (that stage's merge succeeds but the merged directory
+does not load: ``revisual_verl.recipes.merged_model`` exits 1 on it, as for a missing processor).
 """
 
 from __future__ import annotations
@@ -49,6 +50,14 @@ if module == "verl.model_merger":
         (target / "model-00001-of-00004.safetensors").write_text("half")
         sys.exit(1)
     (target / "config.json").write_text(json.dumps({{"merged_from": str(local_dir)}}))
+    sys.exit(0)
+
+if module == "revisual_verl.recipes.merged_model":
+    target = Path(argv[-1])
+    stage = re.search(r"stage(\d)", str(target)).group(1)
+    if not (target / "config.json").is_file() or os.environ.get("FAKE_UNLOADABLE_MERGE") == stage:
+        print(f"[revisual] ERROR: {{target}}: processor does not load (fake)", file=sys.stderr)
+        sys.exit(1)
     sys.exit(0)
 
 if module in ("verl.trainer.sft_trainer", "revisual_verl.main_ppo"):

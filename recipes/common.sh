@@ -200,6 +200,14 @@ rv_rl_args() {
   RV_RL_ARGS=(
     # GRPO advantages, then Prioritized Advantage Distillation (algorithm.pad.* in revisual_ppo.yaml).
     algorithm.adv_estimator=pad
+    # PAD as the authors released it (their scripts; the paper states no rho): power priority
+    # |A|^1.5, k' = ceil(1.5 N) draws with replacement, 0.03 <= |A| <= 0.97.
+    algorithm.pad.priority=power
+    algorithm.pad.alpha=1.5
+    algorithm.pad.rho=1.5
+    algorithm.pad.replacement=True
+    algorithm.pad.t_low=0.03
+    algorithm.pad.t_high=0.97
     algorithm.use_kl_in_reward=False
     "data.train_files=$train"
     "data.val_files=$val"

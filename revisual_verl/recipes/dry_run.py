@@ -76,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         report = validate.validate_ppo(config, require_images=args.require_images)
 
+    from revisual_verl.recipes.settings_lines import engine_line, pad_line
+
     print(f"{label}: composed '{command.config_name}' with {len(command.overrides)} overrides")
+    print(f"{label}: {pad_line(config, is_sft=command.is_sft)}")
+    print(f"{label}: {engine_line(config, is_sft=command.is_sft)}")
     for finding in report.findings:
         print(finding.line())
     if args.print_config:

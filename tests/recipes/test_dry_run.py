@@ -259,3 +259,40 @@ def test_stage_two_anneals_entropy_only_when_asked(capsys, stage_argv):
     argv = stage_argv(2, STAGE2_ENTROPY_ANNEALING="1")
     assert f'{RAY_ENV}.REVISUAL_ENTROPY_SCHEDULE="exponential"' in argv
     assert "actor_rollout_ref.actor.freeze_vision_tower=True" not in argv
+
+
+def settings_line(output: str, stage: int, what: str) -> str:
+    lines = output.splitlines()
+    (line,) = [line for line in lines if line.startswith(f"[dry-run] stage {stage} ") and f"{what} settings:" in line]
+    return line
+
+
+def test_each_stage_prints_its_pad_and_engine_settings(capsys, stage_argv, monkeypatch):
+    code, output = dry_run_in_process(capsys, 2, stage_argv(2))
+    assert code == 0, output
+    pad = settings_line(output, 2, "PAD")
+    # The authors' released settings are the recipe's default.
+    for pair in ("priority=power", "alpha=1.5", "rho=1.5", "replacement=True", "t_low=0.03", "t_high=0.97"):
+        assert pair in pad.split(), pad
+    assert "tau_start" not in pad  # the temperature does not act under the power priority
+    assert "entropy_schedule=none" in settings_line(output, 2, "engine")
+
+    code, output = dry_run_in_process(capsys, 3, stage_argv(3))
+    assert code == 0, output
+    engine = settings_line(output, 3, "engine")
+    for pair in ("vendor=revisual", "freeze_vision_tower=True", "entropy_schedule=exponential", "beta0=0.02"):
+        assert pair in engine.split(), engine
+    assert "warmup_updates=140 (optimizer updates)" in engine
+
+    monkeypatch.setenv("VERL_ENGINE_VENDOR", "revisual")  # run_stage1.sh exports it for the launch
+    code, output = dry_run_in_process(capsys, 1, stage_argv(1))
+    assert code == 0, output
+    assert "PAD settings: none" in settings_line(output, 1, "PAD")
+    assert "vendor=revisual" in settings_line(output, 1, "engine")
+
+
+def test_pad_line_follows_an_override(capsys, stage_argv):
+    code, output = dry_run_in_process(capsys, 2, stage_argv(2, "algorithm.pad.priority=softmax"))
+    assert code == 0, output
+    pad = settings_line(output, 2, "PAD")
+    assert "priority=softmax" in pad and "tau_start=1.0" in pad and "alpha=" not in pad

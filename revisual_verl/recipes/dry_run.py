@@ -71,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from revisual_verl.recipes import validate
 
+    sets_vendor = command.module.startswith("revisual_verl.")
     if command.is_sft:
-        report = validate.validate_sft(config)
+        report = validate.validate_sft(config, sets_vendor=sets_vendor)
     else:
         report = validate.validate_ppo(config, require_images=args.require_images)
 
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"{label}: composed '{command.config_name}' with {len(command.overrides)} overrides")
     print(f"{label}: {pad_line(config, is_sft=command.is_sft)}")
-    print(f"{label}: {engine_line(config, is_sft=command.is_sft)}")
+    print(f"{label}: {engine_line(config, is_sft=command.is_sft, sets_vendor=sets_vendor)}")
     for finding in report.findings:
         print(finding.line())
     if args.print_config:

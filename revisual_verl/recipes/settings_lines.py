@@ -43,40 +43,34 @@ def pad_line(config: DictConfig, *, is_sft: bool) -> str:
     return "PAD settings: " + _pairs(values)
 
 
-def engine_line(config: DictConfig, *, is_sft: bool) -> str:
-    """``engine settings: ...``: the engine the workers build and what it applies."""
-    from revisual_verl.engine.settings import ENGINE_VENDOR, VENDOR_ENV, EngineSettings
+def engine_line(config: DictConfig, *, is_sft: bool, sets_vendor: bool = False) -> str:
+    """``engine settings: ...``: the engine the workers build and what it applies.
 
-    env = dict(os.environ)
-    if not is_sft:
-        from omegaconf import OmegaConf
+    RL workers get ``VERL_ENGINE_VENDOR`` from the config's Ray runtime environment; SFT processes
+    from the launcher's environment, or from the entry point itself (``sets_vendor``).
+    """
+    from omegaconf import OmegaConf
 
-        env_vars = OmegaConf.select(config, "ray_kwargs.ray_init.runtime_env.env_vars", default=None)
-        if env_vars is not None:
-            env.update({str(k): str(v) for k, v in OmegaConf.to_container(env_vars, resolve=True).items()})
-    vendor = env.get(VENDOR_ENV) or "verl default"
+    from revisual_verl.engine.config import EngineSettings
+    from revisual_verl.engine.settings import (
+        ACTOR_ENGINE_KEY,
+        ENGINE_VENDOR,
+        VENDOR_ENV,
+        convert_engine_section,
+        runtime_env_vars,
+    )
+
+    if is_sft:
+        key, section = "engine", config.get("engine", None)
+        vendor = os.environ.get(VENDOR_ENV) or (ENGINE_VENDOR if sets_vendor else None)
+    else:
+        key, section = ACTOR_ENGINE_KEY, OmegaConf.select(config, ACTOR_ENGINE_KEY, default=None)
+        vendor = runtime_env_vars(config).get(VENDOR_ENV)
+    vendor = vendor or "verl default"
     if vendor != ENGINE_VENDOR:
         return f"engine settings: vendor={vendor} (verl's FSDP engine: no freezing, no entropy schedule)"
     try:
-        settings = EngineSettings.from_env(env)
+        engine_config = convert_engine_section(section, key)
     except ValueError as error:
         return f"engine settings: vendor={vendor} invalid ({error})"
-    values = {"vendor": vendor, "freeze_vision_tower": settings.freeze_vision_tower}
-    if settings.freeze_vision_tower:
-        values["vision_prefixes"] = ",".join(settings.vision_prefixes)
-    schedule = settings.entropy_schedule
-    if schedule is None:
-        values["entropy_schedule"] = "none"
-    else:
-        values.update(
-            {
-                "entropy_schedule": schedule.schedule,
-                "beta0": schedule.beta0,
-                "beta_min": schedule.beta_min,
-                "decay": schedule.decay,
-                "warmup_updates": f"{schedule.warmup_updates} ({WARMUP_UNIT})",
-            }
-        )
-        if schedule.linear_updates is not None:
-            values["linear_updates"] = schedule.linear_updates
-    return "engine settings: " + _pairs(values)
+    return f"engine settings: vendor={vendor} {EngineSettings.from_engine_config(engine_config).summary()}"

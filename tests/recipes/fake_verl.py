@@ -60,7 +60,7 @@ if module == "revisual_verl.recipes.merged_model":
         sys.exit(1)
     sys.exit(0)
 
-if module in ("verl.trainer.sft_trainer", "revisual_verl.main_ppo"):
+if module in ("revisual_verl.sft_trainer", "revisual_verl.sft_trainer_ray", "revisual_verl.main_ppo"):
     ckpts = Path(value("trainer.default_local_dir"))
     stage = re.search(r"stage(\d)", str(ckpts)).group(1)
     steps = [1] if os.environ.get("FAKE_FAIL_STAGE") == stage else [1, 2, 3]

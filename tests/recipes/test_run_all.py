@@ -14,7 +14,7 @@ import fake_verl
 import pytest
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-TRAINERS = ("verl.trainer.sft_trainer", "revisual_verl.main_ppo")
+TRAINERS = ("revisual_verl.sft_trainer", "revisual_verl.main_ppo")
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_stages_run_in_order_and_each_starts_from_the_previous_merged_model(worl
 
     trainings = world.trainings()
     assert [fake_verl.module_of(c) for c in trainings] == [
-        "verl.trainer.sft_trainer",
+        "revisual_verl.sft_trainer",
         "revisual_verl.main_ppo",
         "revisual_verl.main_ppo",
     ]

@@ -5,6 +5,8 @@ build verl's stock engine. The entry point here starts Ray with the vendor in th
 """
 
 import os
+import subprocess
+import sys
 
 from revisual_verl import sft_trainer_ray
 
@@ -42,21 +44,27 @@ def test_run_sft_starts_ray_with_the_vendor_then_runs_verls_trainer(monkeypatch)
     ]
 
 
-def test_workers_of_a_local_ray_cluster_see_the_vendor(monkeypatch):
-    """A real (local, CPU) Ray cluster: a worker process started by the job reads the variable verl reads."""
-    import ray
+WORKER_SEES = """
+import os, ray
+from revisual_verl import sft_trainer_ray
+ray.init(runtime_env=sft_trainer_ray.ray_runtime_env(), num_cpus=1, include_dashboard=False)
+try:
+    @ray.remote(num_cpus=0)
+    def worker_vendor():
+        return os.environ.get("VERL_ENGINE_VENDOR")
+    print("worker", ray.get(worker_vendor.remote()), "driver", os.environ.get("VERL_ENGINE_VENDOR"))
+finally:
+    ray.shutdown()
+"""
 
-    monkeypatch.delenv("VERL_ENGINE_VENDOR", raising=False)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    assert not ray.is_initialized()
-    ray.init(runtime_env=sft_trainer_ray.ray_runtime_env(), num_cpus=1, include_dashboard=False)
-    try:
-        @ray.remote(num_cpus=0)
-        def worker_vendor():
-            return os.environ.get("VERL_ENGINE_VENDOR")
 
-        assert ray.get(worker_vendor.remote()) == "revisual"
-        # The driver's own environment was not the carrier.
-        assert os.environ.get("VERL_ENGINE_VENDOR") is None
-    finally:
-        ray.shutdown()
+def test_workers_of_a_local_ray_cluster_see_the_vendor():
+    """A real local (CPU) Ray cluster, in a fresh process with the vendor unset: a worker of the job reads
+    the variable verl reads, though the driver's own environment never had it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VERL_ENGINE_VENDOR", "RAY_ADDRESS")}
+    env["RAY_AUTH_MODE"] = "disabled"
+    result = subprocess.run(
+        [sys.executable, "-c", WORKER_SEES], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "worker revisual driver None" in result.stdout

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, find_packages, setup
 
 ROOT = Path(__file__).parent
 
@@ -12,7 +12,9 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["revisual_verl", "revisual_verl.*"]),
+    # hydra_plugins: the search-path plugin that lets the plugin's configs extend verl's.
+    packages=find_packages(include=["revisual_verl", "revisual_verl.*"])
+    + find_namespace_packages(include=["hydra_plugins.*"]),
     package_data={"revisual_verl": ["config/*.yaml"]},
     include_package_data=True,
     # torch is deliberately not listed: users keep the build (CUDA, ROCm, CPU) their verl already runs on.

@@ -186,11 +186,12 @@ rv_metrics_file() {
   printf '%s' "$file"
 }
 
-# Settings of stages 2 and 3 (Table 5; stage 3 is "otherwise as stage 2"), into the array RV_RL_ARGS.
+# What stages 2 and 3 add to their config (revisual_verl/config/stage{2,3}_*.yaml, which hold the
+# Table-5 settings): paths, names and cluster sizes, into the array RV_RL_ARGS.
 # $1: train files, $2: val files, $3: stage output dir, $4: experiment-name suffix.
 rv_rl_args() {
   local train=$1 val=$2 stage_dir=$3 suffix=$4
-  local prompt_len=8192 response_len=8192 model project experiment ckpt_dir
+  local model project experiment ckpt_dir
   # One assignment each, so a refused value stops the script (set -e sees each status).
   model=$(rv_hydra_value "$MODEL_PATH")
   project=$(rv_hydra_value "$PROJECT_NAME")
@@ -198,51 +199,18 @@ rv_rl_args() {
   ckpt_dir=$(rv_hydra_value "$stage_dir/checkpoints")
   # shellcheck disable=SC2034  # read by the stage scripts that call this
   RV_RL_ARGS=(
-    # GRPO advantages, then Prioritized Advantage Distillation (algorithm.pad.* in revisual_ppo.yaml).
-    algorithm.adv_estimator=pad
-    algorithm.use_kl_in_reward=False
     "data.train_files=$train"
     "data.val_files=$val"
-    data.train_batch_size=512
-    "data.max_prompt_length=$prompt_len"
-    "data.max_response_length=$response_len"
-    data.filter_overlong_prompts=True
-    data.truncation=error
-    data.image_key=images
-    data.custom_cls.path=pkg://revisual_verl.data.mixed_dataset
-    data.custom_cls.name=MixedModalRLDataset
     "actor_rollout_ref.model.path=$model"
-    actor_rollout_ref.model.use_remove_padding=True
-    actor_rollout_ref.model.enable_gradient_checkpointing=True
-    actor_rollout_ref.actor.optim.lr=1e-6
-    actor_rollout_ref.actor.optim.weight_decay=1e-2
-    actor_rollout_ref.actor.optim.clip_grad=1.0
-    actor_rollout_ref.actor.ppo_mini_batch_size=128
-    actor_rollout_ref.actor.use_dynamic_bsz=True
-    actor_rollout_ref.actor.ppo_max_token_len_per_gpu=$((prompt_len + response_len))
-    actor_rollout_ref.actor.loss_agg_mode=token-mean
-    actor_rollout_ref.actor.entropy_coeff=0
     "actor_rollout_ref.rollout.name=$ROLLOUT_ENGINE"
-    actor_rollout_ref.rollout.n=8
-    actor_rollout_ref.rollout.temperature=1.0
-    actor_rollout_ref.rollout.top_p=0.95
     "actor_rollout_ref.rollout.tensor_model_parallel_size=$ROLLOUT_TP"
     "actor_rollout_ref.rollout.gpu_memory_utilization=$ROLLOUT_GPU_MEMORY"
-    actor_rollout_ref.rollout.max_num_batched_tokens=$((prompt_len + response_len))
-    actor_rollout_ref.ref.fsdp_config.param_offload=True
-    reward.reward_manager.name=revisual
     "trainer.nnodes=$NNODES"
     "trainer.n_gpus_per_node=$GPUS_PER_NODE"
     "trainer.project_name=$project"
     "trainer.experiment_name=$experiment"
     "trainer.logger=[$LOGGER]"
     "trainer.default_local_dir=$ckpt_dir"
-    # The authors' scripts stop RL after 200 steps; save often enough to resume a preempted run.
-    trainer.total_epochs=15
-    trainer.total_training_steps=200
-    trainer.save_freq=20
-    trainer.max_actor_ckpt_to_keep=2
-    trainer.test_freq=20
   )
   if rv_is_cpu; then
     local metrics

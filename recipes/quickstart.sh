@@ -19,7 +19,7 @@ ROOT=$(dirname "$RECIPES")
 : "${WORK_DIR:=$ROOT/outputs/quickstart}"
 : "${SAMPLES_DIR:=$ROOT/examples/data/raw}"
 : "${NVIDIA_SMI:=nvidia-smi}"
-: "${REVISUAL_DATA:=revisual-data}"
+: "${DATA_CLI:=revisual-data}"
 : "${PYTHON:=python}"
 
 log() { printf '[quickstart] %s\n' "$*" >&2; }
@@ -47,8 +47,8 @@ elif [[ -z "${DRY_RUN:-}" ]]; then
 fi
 export DRY_RUN DEVICE
 
-command -v "$REVISUAL_DATA" >/dev/null 2>&1 ||
-  { log "ERROR: $REVISUAL_DATA not found; install the plugin first: pip install -e ."; exit 2; }
+command -v "$DATA_CLI" >/dev/null 2>&1 ||
+  { log "ERROR: $DATA_CLI not found; install the plugin first: pip install -e ."; exit 2; }
 
 DATA_DIR=$WORK_DIR/data
 for part in coldstart:coldstart.json mmrl:mmrl.parquet textrl:textrl.parquet; do
@@ -57,7 +57,7 @@ for part in coldstart:coldstart.json mmrl:mmrl.parquet textrl:textrl.parquet; do
   [[ -f "$input" ]] || { log "ERROR: sample file $input is missing"; exit 2; }
   log "preparing $name from $input"
   # Two validation rows, so that the rest is enough for a training batch.
-  "$REVISUAL_DATA" prepare "$name" --input "$input" --output "$DATA_DIR/$name" --val-size 2 --no-progress
+  "$DATA_CLI" prepare "$name" --input "$input" --output "$DATA_DIR/$name" --val-size 2 --no-progress
 done
 
 if [[ "$DEVICE" == cpu ]]; then
@@ -90,7 +90,7 @@ if [[ "$DEVICE" == cpu ]]; then
     trainer.val_before_train=False
     "trainer.logger=[console,file]"
     --stage3
-    '++ray_kwargs.ray_init.runtime_env.env_vars.REVISUAL_ENTROPY_WARMUP_UPDATES="1"'
+    actor_rollout_ref.actor.fsdp_config.entropy.warmup_updates=1
   )
 else
   # Sized for 16-row samples: one SFT step with one sequence per GPU; RL batches of 4 prompts x 8 rollouts.

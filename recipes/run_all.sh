@@ -11,9 +11,11 @@
 # stage); stage 1 is verl's SFT config and stages 2-3 are revisual_ppo, so most keys fit only one.
 #
 # Resume and overwrite rules (docs/recipes.md):
-#   - a stage whose $OUTPUT_DIR/stageK/hf exists is finished: it is skipped, never re-run or replaced;
-#   - a merge writes to stageK/hf.partial and renames it to stageK/hf only when it succeeded, so
-#     hf/ is never half-written; a leftover hf.partial is discarded and the merge redone;
+#   - a stage whose $OUTPUT_DIR/stageK/hf loads (config, tokenizer and, for a vision-language model,
+#     the processor: python -m revisual_verl.recipes.merged_model) is finished: it is skipped, never
+#     re-run or replaced; an hf/ that does not load stops the run with the reason;
+#   - a merge writes to stageK/hf.partial and renames it to stageK/hf only when it succeeded and the
+#     result loads, so hf/ is never half-written; a leftover hf.partial is discarded and the merge redone;
 #   - a stage with checkpoints but no hf/ was interrupted: the run stops unless RESUME=1, which
 #     continues that stage from its last checkpoint (verl's trainer.resume_mode=auto) and then merges,
 #     or RESUME=merge, which merges its last checkpoint without training (training had finished and
@@ -112,7 +114,19 @@ merge_stage() {
   rv_log "stage $stage: merging $ckpt -> $dir/hf"
   "$PYTHON" -m verl.model_merger merge --backend fsdp --local_dir "$ckpt" --target_dir "$dir/hf.partial"
   [[ -f "$dir/hf.partial/config.json" ]] || rv_die "stage $stage: the merge wrote no config.json to $dir/hf.partial"
+  "$PYTHON" -m revisual_verl.recipes.merged_model "$dir/hf.partial" >&2 ||
+    rv_die "stage $stage: the merged model in $dir/hf.partial does not load (see above), so the stage is not finished; fix the cause and rerun with RESUME=merge"
   mv "$dir/hf.partial" "$dir/hf"
+}
+
+# Whether stage $1 is finished: its merged hf/ exists and loads. An hf/ that exists but does not load
+# stops the run: the next stage would fail on it late.
+is_finished() {
+  local stage=$1 dir
+  dir=$(stage_dir "$stage")
+  [[ -d "$dir/hf" ]] || return 1
+  "$PYTHON" -m revisual_verl.recipes.merged_model "$dir/hf" >&2 ||
+    rv_die "stage $stage: $dir/hf exists but does not load (see above), so the stage is not finished. Move $dir/hf away and rerun with RESUME=merge to merge its last checkpoint again"
 }
 
 # Why stage $1 must not run now, if it must not (prints the reason).
@@ -146,8 +160,8 @@ if rv_is_dry_run; then
   failed=()
   for stage in "${STAGE_LIST[@]}"; do
     dir=$(stage_dir "$stage")
-    if [[ -d "$dir/hf" ]]; then
-      rv_log "dry run: stage $stage is finished ($dir/hf exists); a real run would skip it"
+    if is_finished "$stage"; then
+      rv_log "dry run: stage $stage is finished ($dir/hf loads); a real run would skip it"
     elif reason=$(refusal "$stage"); then
       rv_log "dry run: a real run would stop at stage $stage: $reason"
     fi
@@ -171,7 +185,7 @@ done
 if [[ "${STAGE_LIST[0]}" == 1 && "$NNODES" -gt 1 && "$SFT_LAUNCHER" == torchrun ]]; then
   rv_die "NNODES=$NNODES: stage 1's torchrun must be started on every node, which run_all.sh cannot do. Use SFT_LAUNCHER=ray (stage 1 on the Ray cluster), or run run_stage1.sh on each node and then STAGES=\"2 3\" MODEL_PATH=<merged stage-1 model> run_all.sh"
 fi
-if [[ ! -d "$(stage_dir "${STAGE_LIST[0]}")/hf" ]]; then
+if ! is_finished "${STAGE_LIST[0]}"; then
   rv_check_model
 fi
 rv_check_gpus
@@ -185,8 +199,8 @@ fi
 model=$MODEL_PATH
 for stage in "${STAGE_LIST[@]}"; do
   dir=$(stage_dir "$stage")
-  if [[ -d "$dir/hf" ]]; then
-    rv_log "stage $stage: finished ($dir/hf exists), skipping"
+  if is_finished "$stage"; then
+    rv_log "stage $stage: finished ($dir/hf loads), skipping"
     model=$dir/hf
     continue
   fi

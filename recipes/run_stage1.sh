@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Stage 1 of ReVisual-R1: cold-start SFT on text-only long reasoning traces (verl's SFT trainer,
-# MultiTurnSFTDataset over the `messages` column), with the stage-1 settings of SPEC section 1.
+# MultiTurnSFTDataset over the `messages` column). Its settings (SPEC section 1) are the config
+# revisual_verl/config/stage1_coldstart_sft.yaml; this script adds paths, names and cluster sizes.
 #
 #   MODEL_PATH=/models/Qwen2.5-VL-7B-Instruct bash recipes/run_stage1.sh [hydra overrides...]
 #   DRY_RUN=1 bash recipes/run_stage1.sh          # validate against the installed verl, no GPU
 #
-# Extra arguments are Hydra overrides of verl's sft_trainer_engine config and win over the defaults.
+# Extra arguments are Hydra overrides of that config (verl's sft_trainer_engine plus the stage's
+# settings) and win over the defaults.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -32,27 +34,13 @@ EXPERIMENT=$(rv_hydra_value "$EXPERIMENT_NAME-stage1")
 CKPT_DIR=$(rv_hydra_value "$STAGE_DIR/checkpoints")
 
 SFT_ARGS=(
+  --config-name=stage1_coldstart_sft
   "data.train_files=$TRAIN_FILES"
   "data.val_files=$VAL_FILES"
-  data.messages_key=messages
   "data.max_length=$SFT_MAX_LENGTH"
-  # Over-long traces are cut, not fatal: one bad row must not stop a multi-day run.
-  data.truncation=right
-  data.use_dynamic_bsz=False
   "data.micro_batch_size_per_gpu=$SFT_MICRO_BATCH"
-  "data.max_token_len_per_gpu=$SFT_MAX_LENGTH"
   "data.train_batch_size=$((SFT_MICRO_BATCH * SFT_GRAD_ACCUM * NNODES * GPUS_PER_NODE))"
   "model.path=$MODEL"
-  model.enable_gradient_checkpointing=True
-  model.use_remove_padding=True
-  engine.dtype=bfloat16
-  optim.lr=2e-5
-  optim.lr_scheduler_type=cosine
-  optim.lr_warmup_steps_ratio=0.05
-  optim.clip_grad=1.0
-  trainer.total_epochs=5
-  trainer.save_freq=after_each_epoch
-  trainer.max_ckpt_to_keep=2
   "trainer.nnodes=$NNODES"
   "trainer.n_gpus_per_node=$GPUS_PER_NODE"
   "trainer.project_name=$PROJECT"
@@ -62,7 +50,8 @@ SFT_ARGS=(
 )
 
 # The revisual engine vendor carries the fix for verl 0.9.1's Qwen2-VL forward on batches without
-# images, which is every stage-1 batch (docs/transformers_compat.md). The launched processes inherit it.
+# images, which is every stage-1 batch (docs/transformers_compat.md). verl reads it from the
+# environment: torchrun's processes inherit it; the Ray entry point hands it to the job's workers.
 export VERL_ENGINE_VENDOR=${VERL_ENGINE_VENDOR:-revisual}
 
 if rv_is_cpu; then
@@ -93,10 +82,10 @@ case "$SFT_LAUNCHER" in
     if rv_is_cpu; then
       LAUNCH+=(-m revisual_verl.cpu.sft)
     else
-      LAUNCH+=(-m verl.trainer.sft_trainer)
+      LAUNCH+=(-m revisual_verl.sft_trainer)
     fi
     ;;
-  ray) LAUNCH=("$PYTHON" -m verl.trainer.sft_trainer_ray) ;;
+  ray) LAUNCH=("$PYTHON" -m revisual_verl.sft_trainer_ray) ;;
   *) rv_die "SFT_LAUNCHER must be torchrun or ray, got '$SFT_LAUNCHER'" ;;
 esac
 

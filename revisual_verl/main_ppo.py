@@ -1,7 +1,8 @@
 """``python -m revisual_verl.main_ppo``: verl's PPO entry point with the plugin's config (revisual_ppo.yaml).
 
 Every override verl's ``verl.trainer.main_ppo`` accepts works here too; the plugin's keys
-(``algorithm.pad.*``) need no ``+``.
+(``algorithm.pad.*``, the engine's ``actor_rollout_ref.actor.fsdp_config.*`` in the stage configs)
+need no ``+``. ``--config-name=stage2_multimodal_rl`` / ``stage3_text_rl`` pick a recipe stage.
 """
 
 import hydra
@@ -14,9 +15,10 @@ from revisual_verl.pad.estimator import PAD_ESTIMATOR
 
 @hydra.main(config_path="config", config_name="revisual_ppo", version_base=None)
 def main(config):
-    # Before Ray starts: verl itself would silently ignore actor.freeze_vision_tower, and a bad PAD
-    # setting would otherwise surface only inside the trainer, after the cluster is up.
-    check_trainer_config(config)
+    # Before Ray starts: verl itself would silently ignore actor.freeze_vision_tower, and a bad engine
+    # or PAD setting would otherwise surface only inside the workers, after the cluster is up.
+    settings = check_trainer_config(config)
+    print(f"[revisual] actor engine settings: {settings.summary()}", flush=True)
     if config.algorithm.adv_estimator == PAD_ESTIMATOR:
         PadConfig.from_algorithm(config.algorithm)
         check_loss_agg_mode(config.actor_rollout_ref.actor.loss_agg_mode)

@@ -21,9 +21,31 @@ def test_composes_plugin_keys_without_plus():
 
 
 def test_ignored_freeze_key_fails_before_ray_starts():
+    # revisual_ppo keeps verl's engine config: the key would be ignored there.
     out = run_main("actor_rollout_ref.actor.freeze_vision_tower=True")
     assert out.returncode != 0
-    assert "REVISUAL_FREEZE_VISION_TOWER" in out.stderr + out.stdout
+    assert "actor_rollout_ref.actor.freeze_vision_tower=True but" in out.stderr + out.stdout
+    assert "ray init kwargs" not in out.stdout
+
+
+def test_stage_configs_compose_engine_keys_without_plus():
+    out = run_main("--config-name=stage3_text_rl", "--cfg", "job", "actor_rollout_ref.actor.fsdp_config.entropy.decay=0.9")
+    assert out.returncode == 0, out.stderr
+    assert "_target_: revisual_verl.engine.config.RevisualFSDPEngineConfig" in out.stdout
+    assert "decay: 0.9" in out.stdout and "schedule: exponential" in out.stdout
+
+
+def test_misspelt_engine_key_fails_before_ray_starts():
+    out = run_main("--config-name=stage3_text_rl", "actor_rollout_ref.actor.fsdp_config.entropy.warmup=20")
+    assert out.returncode != 0
+    assert "actor_rollout_ref.actor.fsdp_config.entropy.warmup" in out.stderr + out.stdout
+    assert "ray init kwargs" not in out.stdout
+
+
+def test_bad_engine_value_fails_before_ray_starts_naming_its_key():
+    out = run_main("--config-name=stage3_text_rl", "actor_rollout_ref.actor.fsdp_config.entropy.decay=2")
+    assert out.returncode != 0
+    assert "actor_rollout_ref.actor.fsdp_config.entropy.decay=2" in out.stderr + out.stdout
     assert "ray init kwargs" not in out.stdout
 
 

@@ -129,18 +129,22 @@ class HFRolloutServer:
             )
         return limit
 
-    def _model_inputs(self, prompt_ids: list[int], image_data) -> dict[str, torch.Tensor]:
+    def _model_inputs(self, prompt_ids: list[int], image_data, mm_processor_kwargs=None) -> dict[str, torch.Tensor]:
         inputs = {"input_ids": torch.tensor([prompt_ids], dtype=torch.long)}
         if image_data:
             if self.processor is None:
                 raise ValueError("the prompt has images but the model has no processor")
-            pixels = self.processor.image_processor(images=list(image_data), return_tensors="pt")
+            # verl's data.mm_processor_kwargs (e.g. min/max pixels), as the agent loop used them for the prompt
+            # ids: the features must come from the same resize, or the image tokens and features disagree.
+            pixels = self.processor.image_processor(
+                images=list(image_data), return_tensors="pt", **dict(mm_processor_kwargs or {})
+            )
             inputs.update({key: value for key, value in pixels.items() if isinstance(value, torch.Tensor)})
         return inputs
 
     @torch.no_grad()
     def _sample(
-        self, prompt_ids: list[int], sampling_params: dict, image_data, seed: int
+        self, prompt_ids: list[int], sampling_params: dict, image_data, seed: int, mm_processor_kwargs=None
     ) -> tuple[list[int], list[float]]:
         """transformers' sampling (temperature, top-p, top-k as vLLM reads them); returns the new tokens and
         their log-probabilities under the temperature-scaled distribution of the whole vocabulary (what verl's
@@ -149,7 +153,7 @@ class HFRolloutServer:
         top_p = float(sampling_params.get("top_p", 1.0))
         top_k = int(sampling_params.get("top_k", -1) or -1)
         max_new = self._max_new_tokens(len(prompt_ids), sampling_params)
-        inputs = self._model_inputs(prompt_ids, image_data)
+        inputs = self._model_inputs(prompt_ids, image_data, mm_processor_kwargs)
         greedy = temperature <= 0
         sampling = {} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": max(top_k, 0)}
         # The lock around this call makes the process-wide generator ours for the whole request.
@@ -192,7 +196,9 @@ class HFRolloutServer:
             occurrence = self._occurrences.get((self.weights_version, key), 0)
             self._occurrences[(self.weights_version, key)] = occurrence + 1
             seed = request_seed(self.config.seed, self.weights_version, key, occurrence)
-            tokens, log_probs = await asyncio.to_thread(self._sample, prompt_ids, params, image_data, seed)
+            tokens, log_probs = await asyncio.to_thread(
+                self._sample, prompt_ids, params, image_data, seed, kwargs.get("mm_processor_kwargs")
+            )
         stop = "completed" if tokens and tokens[-1] in self.eos_token_ids else "length"
         return TokenOutput(
             token_ids=tokens,

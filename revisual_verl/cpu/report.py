@@ -134,24 +134,19 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="stage 3's entropy warm-up, to print the schedule's value next to the logged coefficient "
-        "(default: the engine's setting from the environment)",
+        "(default: Table 5's 140 updates)",
     )
     args = parser.parse_args(argv)
 
-    from revisual_verl.engine.settings import EngineSettings
+    from revisual_verl.engine.entropy_schedule import EntropySchedule
 
-    settings = EngineSettings.from_env()
-    schedule = settings.entropy_schedule
-    if schedule is None or args.entropy_warmup_updates is not None:
-        from revisual_verl.engine.entropy_schedule import EntropySchedule
-
-        schedule = EntropySchedule(
-            schedule="exponential",
-            beta0=0.02,
-            beta_min=0.0,
-            decay=0.985,
-            warmup_updates=args.entropy_warmup_updates if args.entropy_warmup_updates is not None else 140,
-        )
+    schedule = EntropySchedule(
+        schedule="exponential",
+        beta0=0.02,
+        beta_min=0.0,
+        decay=0.985,
+        warmup_updates=args.entropy_warmup_updates if args.entropy_warmup_updates is not None else 140,
+    )
 
     failures = []
     stages = [stage for stage in (1, 2, 3) if (args.run_dir / f"stage{stage}").is_dir()]

@@ -4,17 +4,25 @@
 
 verl's ``run_sft`` opens its group with ``cpu:gloo,<device>:<backend>`` (verl/utils/distributed.py,
 ``initialize_global_process_group``), which torch refuses as a duplicate on a CPU platform. This entry
-point takes verl's ``sft_trainer_engine`` config unchanged, opens a gloo group itself, and runs verl's
+point takes the plugin's stage-1 config (``config/stage1_coldstart_sft.yaml``, verl's
+``sft_trainer_engine`` plus the stage's settings), opens a gloo group itself, and runs verl's
 ``SFTTrainer``: the training loop, engine, dataset and checkpoints are verl's.
 """
 
 import hydra
 
 
-@hydra.main(config_path="pkg://verl.trainer.config", config_name="sft_trainer_engine", version_base=None)
+@hydra.main(config_path="pkg://revisual_verl.config", config_name="stage1_coldstart_sft", version_base=None)
 def main(config) -> None:
+    import os
+
     import torch.distributed as dist
     from verl.trainer.sft_trainer import SFTTrainer
+
+    from revisual_verl.engine.settings import ENGINE_VENDOR, VENDOR_ENV, check_sft_config
+
+    os.environ.setdefault(VENDOR_ENV, ENGINE_VENDOR)
+    check_sft_config(config)
 
     dist.init_process_group(backend="gloo")
     try:

@@ -1,7 +1,8 @@
 """verl's FSDP actor engine with a frozen vision tower and an annealed entropy coefficient.
 
 Selected through verl's engine registry (vendor ``revisual``, see :mod:`registration`), configured by
-the environment variables of :mod:`settings`. Three hooks of ``FSDPEngine`` are extended:
+its engine config (:class:`revisual_verl.engine.config.RevisualFSDPEngineConfig`, verl config keys that
+verl's own conversion hands to every worker). Each worker logs the settings it applied. Three hooks of ``FSDPEngine`` are extended:
 
 - ``_build_fsdp_module``: on the CPU platform a forward-only FSDP2 module is wrapped without verl's
   pinned CPU offload (no driver to pin with). Every model it builds (actor, reference, SFT model) gets
@@ -25,7 +26,7 @@ from verl.workers.config.optimizer import build_optimizer
 from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
 
 from revisual_verl.engine.annealing import optimizer_updates_taken, with_entropy_coeff
-from revisual_verl.engine.settings import FREEZE_ENV, VENDOR_ENV, EngineSettings
+from revisual_verl.engine.config import EngineSettings
 from revisual_verl.engine.vision_freeze import freeze_vision_params, is_vision_param, vision_root_modules
 from revisual_verl.engine.vision_output_compat import install_vision_output_hook
 
@@ -35,14 +36,30 @@ logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "WARN"))
 
 class RevisualFSDPEngine(FSDPEngineWithLMHead):
     def __init__(self, *args, **kwargs):
-        # Read first: a bad variable should fail before any process group or model work.
-        self.revisual_settings = EngineSettings.from_env()
         super().__init__(*args, **kwargs)
+        # verl's plain FSDPEngineConfig (e.g. the reference model's section) gives the defaults.
+        self.revisual_settings = EngineSettings.from_engine_config(self.engine_config)
         self.frozen_vision_params: list[str] = []
         self.vision_output_hooks: list[str] = []
         self._updates_without_optimizer_step = 0
         self._warned_no_step = False
         self._checked_actor_config = False
+        role = "forward-only" if self.engine_config.forward_only else "trained"
+        # Every worker says what it applies (not only rank 0): a worker that got other settings shows.
+        logger.warning(
+            "revisual engine, rank %s, %s model (%s): %s",
+            self.rank,
+            role,
+            type(self.engine_config).__name__,
+            self.applied_settings(),
+        )
+
+    def applied_settings(self) -> str:
+        """The settings this engine acts on (freezing only for a trained model)."""
+        settings = self.revisual_settings
+        if self.engine_config.forward_only and settings.freeze_vision_tower:
+            settings = type(settings)(False, settings.vision_prefixes, settings.entropy_schedule)
+        return settings.summary()
 
     @property
     def freezes_vision(self) -> bool:
@@ -143,9 +160,10 @@ class RevisualFSDPEngine(FSDPEngineWithLMHead):
         config = getattr(loss_function, "keywords", {}).get("config", None)
         if bool(getattr(config, "freeze_vision_tower", False)) and not self.freezes_vision:
             raise RuntimeError(
-                f"actor.freeze_vision_tower=True but this worker's {FREEZE_ENV} is unset: verl ignores the key "
-                f"and the vision tower would train. Set {FREEZE_ENV}=1 (with {VENDOR_ENV}=revisual) in "
-                "ray_kwargs.ray_init.runtime_env.env_vars"
+                "actor.freeze_vision_tower=True but this worker's engine config "
+                f"({type(self.engine_config).__name__}) does not freeze: verl ignores the key and the vision tower "
+                "would train. Name revisual_verl.engine.config.RevisualFSDPEngineConfig as "
+                "actor_rollout_ref.actor.fsdp_config._target_ (the revisual stage configs do)"
             )
 
 

@@ -1,158 +1,99 @@
-"""The revisual engine's settings, carried to verl's workers in environment variables.
+"""Driver-side checks of the revisual engine's settings, which are verl config keys (engine/config.py).
 
-verl builds the actor engine from dataclass configs (engine, optimizer, model, checkpoint) that
-refuse unknown keys, and the engine never sees the actor section: ``actor.freeze_vision_tower``
-does not reach it, and there is no key for a schedule. Environment variables are how verl itself
-picks the engine (``VERL_ENGINE_VENDOR``), so the settings travel the same way; pass them with
-``+ray_kwargs.ray_init.runtime_env.env_vars.NAME=value`` so every Ray worker, on every node, has them.
+Only what verl itself reads from the environment stays there: ``VERL_ENGINE_VENDOR`` picks the
+engine class in every process that builds one. The RL stage configs put it in
+``ray_kwargs.ray_init.runtime_env.env_vars`` (so a driver attached to an existing Ray cluster hands it
+to the job's workers too); the SFT launchers export it (torchrun) or pass it to ``ray.init``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from typing import Any
 
-from revisual_verl.engine.entropy_schedule import EntropySchedule, ScheduleError
-from revisual_verl.engine.vision_freeze import DEFAULT_VISION_PREFIXES, normalize_prefixes
+from revisual_verl.engine.config import ENGINE_CONFIG_TARGET, EngineConfigError, EngineSettings
 
 ENGINE_VENDOR = "revisual"
 VENDOR_ENV = "VERL_ENGINE_VENDOR"
-
-FREEZE_ENV = "REVISUAL_FREEZE_VISION_TOWER"
-VISION_PREFIXES_ENV = "REVISUAL_VISION_PREFIXES"
-SCHEDULE_ENV = "REVISUAL_ENTROPY_SCHEDULE"
-BETA0_ENV = "REVISUAL_ENTROPY_BETA0"
-BETA_MIN_ENV = "REVISUAL_ENTROPY_BETA_MIN"
-DECAY_ENV = "REVISUAL_ENTROPY_DECAY"
-WARMUP_ENV = "REVISUAL_ENTROPY_WARMUP_UPDATES"
-LINEAR_UPDATES_ENV = "REVISUAL_ENTROPY_LINEAR_UPDATES"
-
-SCHEDULE_OFF = "none"
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("", "0", "false", "no", "off")
-_RUNTIME_ENV_KEY = "ray_kwargs.ray_init.runtime_env.env_vars"
+RUNTIME_ENV_KEY = "ray_kwargs.ray_init.runtime_env.env_vars"
+ACTOR_ENGINE_KEY = "actor_rollout_ref.actor.fsdp_config"
+ACTOR_FREEZE_KEY = "actor_rollout_ref.actor.freeze_vision_tower"
 
 
-@dataclasses.dataclass(frozen=True)
-class EngineSettings:
-    freeze_vision_tower: bool = False
-    vision_prefixes: tuple[str, ...] = DEFAULT_VISION_PREFIXES
-    entropy_schedule: EntropySchedule | None = None
+def convert_engine_section(section: Any, key: str):
+    """verl's conversion of an engine section (``omega_conf_to_dataclass``); errors name ``key``."""
+    from omegaconf import DictConfig, OmegaConf
+    from verl.utils.config import omega_conf_to_dataclass
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineSettings:
-        env = os.environ if environ is None else environ
-        freeze = _parse_bool(env, FREEZE_ENV)
-        prefixes = DEFAULT_VISION_PREFIXES
-        if env.get(VISION_PREFIXES_ENV, "").strip():
-            try:
-                prefixes = normalize_prefixes(env[VISION_PREFIXES_ENV].split(","))
-            except ValueError as err:
-                raise ValueError(f"{VISION_PREFIXES_ENV}={env[VISION_PREFIXES_ENV]!r}: {err}") from None
-        return cls(freeze_vision_tower=freeze, vision_prefixes=prefixes, entropy_schedule=_parse_schedule(env))
-
-    def to_env(self) -> dict[str, str]:
-        """The environment variables (VERL_ENGINE_VENDOR included) that reproduce these settings."""
-        env = {VENDOR_ENV: ENGINE_VENDOR, FREEZE_ENV: "1" if self.freeze_vision_tower else "0"}
-        if self.vision_prefixes != DEFAULT_VISION_PREFIXES:
-            env[VISION_PREFIXES_ENV] = ",".join(self.vision_prefixes)
-        schedule = self.entropy_schedule
-        if schedule is None:
-            env[SCHEDULE_ENV] = SCHEDULE_OFF
-            return env
-        env.update(
-            {
-                SCHEDULE_ENV: schedule.schedule,
-                BETA0_ENV: repr(float(schedule.beta0)),
-                BETA_MIN_ENV: repr(float(schedule.beta_min)),
-                DECAY_ENV: repr(float(schedule.decay)),
-                WARMUP_ENV: str(schedule.warmup_updates),
-            }
-        )
-        if schedule.linear_updates is not None:
-            env[LINEAR_UPDATES_ENV] = str(schedule.linear_updates)
-        return env
-
-    def hydra_overrides(self) -> list[str]:
-        """``+ray_kwargs.ray_init.runtime_env.env_vars.NAME="value"`` overrides for verl's main_ppo.
-
-        Values are quoted because Ray refuses non-string env_vars and Hydra would read 1 or 0.02 as numbers.
-        """
-        return [f'+{_RUNTIME_ENV_KEY}.{name}="{value}"' for name, value in self.to_env().items()]
+    if section is None:
+        raise ValueError(f"{key} is missing")
+    try:
+        # Resolved in place (interpolations see the whole config), then detached.
+        container = OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section)
+        return omega_conf_to_dataclass(OmegaConf.create(container))
+    except Exception as error:  # noqa: BLE001  hydra wraps the dataclass's own error
+        cause = error
+        while getattr(cause, "__cause__", None) is not None:
+            cause = cause.__cause__
+        raise ValueError(f"{key}.{cause}" if isinstance(cause, EngineConfigError) else f"{key}: {cause}") from None
 
 
-def check_trainer_config(config: Any, environ: Mapping[str, str] | None = None) -> EngineSettings:
-    """Driver-side start-up check: the settings the workers will see, and agreement with verl's keys.
+def is_revisual_engine_section(section: Any) -> bool:
+    return section is not None and section.get("_target_", None) == ENGINE_CONFIG_TARGET
 
-    The workers' environment is the driver's (a local Ray cluster inherits it) overlaid with
-    ``ray_kwargs.ray_init.runtime_env.env_vars``. Raises when ``actor.freeze_vision_tower=True`` would
-    be ignored (the revisual engine is not selected or not told to freeze), or when the engine
-    would freeze although verl's key says not to, so the two never disagree silently.
+
+def runtime_env_vars(config: Any) -> dict[str, str]:
+    from omegaconf import OmegaConf
+
+    env_vars = OmegaConf.select(config, RUNTIME_ENV_KEY, default=None)
+    if env_vars is None:
+        return {}
+    return {str(k): v for k, v in OmegaConf.to_container(env_vars, resolve=True).items()}
+
+
+def check_trainer_config(config: Any) -> EngineSettings:
+    """The settings the actor's engine will apply, checked on the driver before Ray starts.
+
+    Raises when a setting is bad (naming its key), when ``actor.freeze_vision_tower=True`` would be
+    ignored (the actor's engine config is not the revisual one, or the engine is not selected), or
+    when the engine's freeze flag was set apart from verl's key (one key only).
     """
-    env = dict(os.environ if environ is None else environ)
-    env.update({str(k): str(v) for k, v in (_select(config, _RUNTIME_ENV_KEY) or {}).items()})
-    settings = EngineSettings.from_env(env)
-    verl_freeze = bool(_select(config, "actor_rollout_ref.actor.freeze_vision_tower") or False)
-    engine_used = env.get(VENDOR_ENV) == ENGINE_VENDOR
-    wants_engine = settings.freeze_vision_tower or settings.entropy_schedule is not None
-    if wants_engine and not engine_used:
+    from omegaconf import OmegaConf
+
+    section = OmegaConf.select(config, ACTOR_ENGINE_KEY, default=None)
+    engine_config = convert_engine_section(section, ACTOR_ENGINE_KEY)
+    settings = EngineSettings.from_engine_config(engine_config)
+    verl_freeze = bool(OmegaConf.select(config, ACTOR_FREEZE_KEY, default=False))
+    revisual = is_revisual_engine_section(section)
+    if verl_freeze and not revisual:
         raise ValueError(
-            f"revisual engine settings are set but {VENDOR_ENV}={env.get(VENDOR_ENV)!r}: "
-            f"add +{_RUNTIME_ENV_KEY}.{VENDOR_ENV}={ENGINE_VENDOR} or nothing of them takes effect"
+            f"{ACTOR_FREEZE_KEY}=True but {ACTOR_ENGINE_KEY}._target_ is {section.get('_target_')!r}: verl ignores "
+            f"the key, so the tower would train. Use a revisual stage config (its engine section is {ENGINE_CONFIG_TARGET})"
         )
-    if verl_freeze != settings.freeze_vision_tower:
+    if revisual and settings.freeze_vision_tower != verl_freeze:
         raise ValueError(
-            f"actor_rollout_ref.actor.freeze_vision_tower={verl_freeze} but {FREEZE_ENV}="
-            f"{env.get(FREEZE_ENV)!r}: verl does not read its key, the revisual engine reads {FREEZE_ENV}; "
-            f"set both (and {VENDOR_ENV}={ENGINE_VENDOR})"
+            f"{ACTOR_ENGINE_KEY}.freeze_vision_tower={settings.freeze_vision_tower} disagrees with "
+            f"{ACTOR_FREEZE_KEY}={verl_freeze}: set only {ACTOR_FREEZE_KEY} (the engine key follows it)"
+        )
+    vendor = runtime_env_vars(config).get(VENDOR_ENV)
+    if revisual and vendor != ENGINE_VENDOR:
+        raise ValueError(
+            f"{ACTOR_ENGINE_KEY} holds revisual engine settings but {RUNTIME_ENV_KEY}.{VENDOR_ENV}={vendor!r}: "
+            f"the workers would build verl's engine and ignore them; set it to {ENGINE_VENDOR!r}"
         )
     return settings
 
 
-def _parse_bool(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise ValueError(f"{name}={env.get(name)!r}: expected one of {_TRUE + _FALSE[1:]}")
-
-
-def _parse_schedule(env: Mapping[str, str]) -> EntropySchedule | None:
-    kind = env.get(SCHEDULE_ENV, "").strip().lower()
-    if kind in ("", SCHEDULE_OFF):
-        return None
-    defaults = EntropySchedule()
-    fields = {
-        "beta0": (BETA0_ENV, float, defaults.beta0),
-        "beta_min": (BETA_MIN_ENV, float, defaults.beta_min),
-        "decay": (DECAY_ENV, float, defaults.decay),
-        "warmup_updates": (WARMUP_ENV, int, defaults.warmup_updates),
-        "linear_updates": (LINEAR_UPDATES_ENV, int, None),
-    }
-    values = {}
-    for key, (name, kind_of, default) in fields.items():
-        raw = env.get(name, "").strip()
-        if not raw:
-            values[key] = default
-            continue
-        try:
-            values[key] = kind_of(raw)
-        except ValueError:
-            raise ValueError(f"{name}={raw!r}: expected {'an integer' if kind_of is int else 'a number'}") from None
-    try:
-        return EntropySchedule(schedule=kind, **values)
-    except ScheduleError as err:
-        name = SCHEDULE_ENV if err.key == "schedule" else fields[err.key][0]
-        raise ValueError(f"{name}: {err}") from None
-
-
-def _select(config: Any, dotted: str) -> Any:
-    node = config
-    for part in dotted.split("."):
-        if node is None:
-            return None
-        node = node.get(part, None) if hasattr(node, "get") else getattr(node, part, None)
-    return node
+def check_sft_config(config: Any, environ: Mapping[str, str] | None = None) -> EngineSettings:
+    """The settings the SFT engine will apply; its vendor comes from the launcher's environment."""
+    section = config.get("engine", None)
+    engine_config = convert_engine_section(section, "engine")
+    settings = EngineSettings.from_engine_config(engine_config)
+    env = os.environ if environ is None else environ
+    if is_revisual_engine_section(section) and env.get(VENDOR_ENV) != ENGINE_VENDOR:
+        raise ValueError(
+            f"engine holds revisual engine settings but {VENDOR_ENV}={env.get(VENDOR_ENV)!r} in this environment: "
+            f"launch with {VENDOR_ENV}={ENGINE_VENDOR} (the recipes do)"
+        )
+    return settings

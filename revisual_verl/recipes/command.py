@@ -14,14 +14,24 @@ from collections.abc import Sequence
 # @hydra.main declares them.
 ENTRY_CONFIGS: dict[str, tuple[str, str]] = {
     "revisual_verl.main_ppo": ("revisual_verl.config", "revisual_ppo"),
+    "revisual_verl.sft_trainer": ("revisual_verl.config", "stage1_coldstart_sft"),
+    "revisual_verl.sft_trainer_ray": ("revisual_verl.config", "stage1_coldstart_sft"),
     "verl.trainer.main_ppo": ("verl.trainer.config", "ppo_trainer"),
     "verl.trainer.sft_trainer": ("verl.trainer.config", "sft_trainer_engine"),
     "verl.trainer.sft_trainer_ray": ("verl.trainer.config", "sft_trainer_engine"),
-    # The CPU mode's stage 1: verl's SFT trainer on a gloo group, verl's config unchanged.
-    "revisual_verl.cpu.sft": ("verl.trainer.config", "sft_trainer_engine"),
+    # The CPU mode's stage 1: verl's SFT trainer on a gloo group, the plugin's stage-1 config.
+    "revisual_verl.cpu.sft": ("revisual_verl.config", "stage1_coldstart_sft"),
 }
 
-SFT_MODULES = ("verl.trainer.sft_trainer", "verl.trainer.sft_trainer_ray", "revisual_verl.cpu.sft")
+SFT_MODULES = (
+    "verl.trainer.sft_trainer",
+    "verl.trainer.sft_trainer_ray",
+    "revisual_verl.sft_trainer",
+    "revisual_verl.sft_trainer_ray",
+    "revisual_verl.cpu.sft",
+)
+
+CONFIG_NAME_FLAG = "--config-name"
 
 
 class CommandError(ValueError):
@@ -33,6 +43,8 @@ class TrainCommand:
     argv: tuple[str, ...]
     module: str
     overrides: tuple[str, ...]
+    # --config-name given on the command line (a config of the module's config package), else None.
+    config_name_flag: str | None = None
 
     @property
     def config_module(self) -> str:
@@ -40,7 +52,7 @@ class TrainCommand:
 
     @property
     def config_name(self) -> str:
-        return ENTRY_CONFIGS[self.module][1]
+        return self.config_name_flag or ENTRY_CONFIGS[self.module][1]
 
     @property
     def is_sft(self) -> bool:
@@ -59,11 +71,23 @@ def parse_command(argv: Sequence[str]) -> TrainCommand:
             f"expected a command of the form '<python|torchrun> ... -m MODULE overrides...', got: {shlex.join(argv)}"
         )
     at = argv.index("-m")
-    module, overrides = argv[at + 1], argv[at + 2 :]
+    module, rest = argv[at + 1], list(argv[at + 2 :])
     if module not in ENTRY_CONFIGS:
         raise CommandError(f"cannot dry-run module {module!r}: known entry points are {', '.join(ENTRY_CONFIGS)}")
+    config_name = None
+    overrides = []
+    while rest:
+        arg = rest.pop(0)
+        if arg == CONFIG_NAME_FLAG and rest:
+            config_name = rest.pop(0)
+        elif arg.startswith(CONFIG_NAME_FLAG + "="):
+            config_name = arg.split("=", 1)[1]
+        else:
+            overrides.append(arg)
+    if config_name is not None and not config_name:
+        raise CommandError(f"{CONFIG_NAME_FLAG} needs a config name")
     flags = [arg for arg in overrides if arg.startswith("-")]
     if flags:
-        # --config-name, --cfg, -m (multirun) and friends change what Hydra does, not the config.
-        raise CommandError(f"Hydra command-line flags are not supported in a dry run: {' '.join(flags)}")
-    return TrainCommand(argv=argv, module=module, overrides=overrides)
+        # --config-path, --cfg, -m (multirun) and friends change what Hydra does, not the config.
+        raise CommandError(f"Hydra command-line flags other than {CONFIG_NAME_FLAG} are not supported in a dry run: {' '.join(flags)}")
+    return TrainCommand(argv=argv, module=module, overrides=tuple(overrides), config_name_flag=config_name)

@@ -2,7 +2,7 @@
 
 The recipes call this when ``DRY_RUN=1`` with the exact command they would have run. It composes
 that command's Hydra config (same config name, same overrides) against the installed verl, runs
-the checks of :mod:`revisual_verl.recipes.validate`, and prints the command. Exit status 0 when
+the checks of :mod:`revisual_verl.recipes.dry_run_checks`, and prints the command. Exit status 0 when
 nothing is wrong, 1 when a check failed, 2 when the command or its overrides cannot be composed.
 No GPU, Ray or model weights are needed.
 """
@@ -69,14 +69,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from omegaconf import OmegaConf
 
-    from revisual_verl.recipes import validate
+    from revisual_verl.recipes import dry_run_checks
 
+    sets_vendor = command.module.startswith("revisual_verl.")
     if command.is_sft:
-        report = validate.validate_sft(config)
+        report = dry_run_checks.validate_sft(config, sets_vendor=sets_vendor)
     else:
-        report = validate.validate_ppo(config, require_images=args.require_images)
+        report = dry_run_checks.validate_ppo(config, require_images=args.require_images)
+
+    from revisual_verl.recipes.settings_lines import engine_line, pad_line
 
     print(f"{label}: composed '{command.config_name}' with {len(command.overrides)} overrides")
+    print(f"{label}: {pad_line(config, is_sft=command.is_sft)}")
+    print(f"{label}: {engine_line(config, is_sft=command.is_sft, sets_vendor=sets_vendor)}")
     for finding in report.findings:
         print(finding.line())
     if args.print_config:

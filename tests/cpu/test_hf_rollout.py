@@ -173,3 +173,12 @@ def test_weight_update_with_a_name_the_model_lacks_is_an_error(tiny_vlm_dir):
         asyncio.run(server.update_weights(named + [("not.a.weight", torch.zeros(1))]))
     with pytest.raises(RuntimeError, match="not updated"):
         asyncio.run(server.update_weights(named[1:]))
+
+
+def test_images_are_resized_with_verls_mm_processor_kwargs(server):
+    """verl passes data.mm_processor_kwargs to the rollout: the features follow the same resize as the prompt."""
+    image = Image.new("RGB", (300, 300), (10, 200, 30))
+    plain = server._model_inputs([1, 2], [image])
+    bounded = server._model_inputs([1, 2], [image], {"min_pixels": 262144, "max_pixels": 4194304})
+    assert plain["image_grid_thw"].tolist() == [[1, 2, 2]]  # the tiny processor's own 56x56 bound
+    assert bounded["image_grid_thw"].tolist() == [[1, 38, 38]]  # 532 x 532 >= 262,144 pixels

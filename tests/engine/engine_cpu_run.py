@@ -1,8 +1,10 @@
 """Runs verl's FSDP actor engine, as the revisual vendor selects it, on CPU (gloo, world size 1).
 
 Test support for tests/engine/test_fsdp_engine.py, run in a subprocess because verl resolves its
-platform once: the caller sets VERL_PLATFORM=cpu (the CPU mode's platform),
-VERL_ENGINE_VENDOR=revisual and the REVISUAL_* variables. Builds a tiny Qwen2.5-VL from a config,
+platform once: the caller sets VERL_PLATFORM=cpu (the CPU mode's platform) and
+VERL_ENGINE_VENDOR=revisual; the revisual engine's settings come as ``--engine-settings JSON`` and are
+put in a ``RevisualFSDPEngineConfig`` (the actor's engine config, as verl's conversion of the stage
+configs builds it). Builds a tiny Qwen2.5-VL from a config,
 trains a few updates through verl's ppo_loss on text-only and/or image batches, optionally
 checkpoints and resumes, optionally builds a forward-only reference engine the way verl's ref worker
 does, and prints one JSON object on the last line of stdout.
@@ -97,6 +99,7 @@ def build_engine(
     optimizer: str = "AdamW",
     lr: float = 1e-2,
     clip_grad: float = 1.0,
+    engine_settings: dict | None = None,
 ):
     from verl.trainer.config import CheckpointConfig
     from verl.workers.config import FSDPEngineConfig, FSDPOptimizerConfig, HFModelConfig
@@ -109,7 +112,17 @@ def build_engine(
         use_remove_padding=False,
         enable_gradient_checkpointing=False,
     )
-    engine_config = FSDPEngineConfig(
+    engine_cls = FSDPEngineConfig
+    extra = {}
+    if engine_settings is not None:
+        from revisual_verl.engine.config import EntropyScheduleConfig, RevisualFSDPEngineConfig
+
+        engine_cls = RevisualFSDPEngineConfig
+        extra = dict(engine_settings)
+        if "entropy" in extra:
+            extra["entropy"] = EntropyScheduleConfig(**extra["entropy"])
+    engine_config = engine_cls(
+        **extra,
         strategy=strategy,
         model_dtype="fp32",
         mixed_precision={"param_dtype": "fp32", "reduce_dtype": "fp32", "buffer_dtype": "fp32"},
@@ -168,9 +181,16 @@ def main() -> None:
     parser.add_argument(
         "--loss", default="ppo", choices=["ppo", "sft"], help="verl's ppo_loss (RL stages) or sft_loss (stage 1)"
     )
+    parser.add_argument(
+        "--engine-settings",
+        default=None,
+        help="JSON of RevisualFSDPEngineConfig fields (freeze_vision_tower, vision_prefixes, entropy={...}); "
+        "without it the engine gets verl's plain FSDPEngineConfig",
+    )
     parser.add_argument("--ref", action="store_true", help="also run a forward-only reference engine")
     parser.add_argument("--resume-updates", type=int, default=0, help="save, rebuild, load, then train this many")
     args = parser.parse_args()
+    settings = json.loads(args.engine_settings) if args.engine_settings else None
     kinds = [kind.strip() for kind in args.batches.split(",")]
     if not kinds or any(kind not in ("image", "text") for kind in kinds):
         parser.error(f"--batches: expected a comma-separated list of 'image'/'text', got {args.batches!r}")
@@ -182,7 +202,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = os.path.join(tmp, "model")
         save_tiny_model(model_dir)
-        engine = build_engine(model_dir, args.strategy, args.weight_decay)
+        engine = build_engine(model_dir, args.strategy, args.weight_decay, engine_settings=settings)
         result["engine_cls"] = type(engine).__name__
         engine.initialize()
         result["vision_output_hooks"] = getattr(engine, "vision_output_hooks", None)
@@ -241,7 +261,7 @@ def main() -> None:
         if args.resume_updates:
             ckpt = os.path.join(tmp, "ckpt")
             engine.save_checkpoint(ckpt, global_step=args.updates)
-            resumed = build_engine(model_dir, args.strategy, args.weight_decay)
+            resumed = build_engine(model_dir, args.strategy, args.weight_decay, engine_settings=settings)
             resumed.initialize()
             result["fresh_engine_updates"] = resumed.optimizer_updates()
             resumed.load_checkpoint(ckpt)

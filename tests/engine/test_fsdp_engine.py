@@ -26,9 +26,11 @@ HERE = Path(__file__).parent
 REPO = HERE.parent.parent
 
 
-def run_engine(env: dict, *args: str) -> dict:
+def run_engine(env: dict, *args: str, settings: dict | None = None) -> dict:
+    if settings is not None:
+        args = (*args, "--engine-settings", json.dumps(settings))
     full_env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("REVISUAL_")},
+        **os.environ,
         # Keeps the caller's PYTHONPATH, e.g. an overlay with another transformers version.
         "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
         # The CPU mode's platform (revisual_verl/cpu/platform.py), registered by the plugin.
@@ -47,21 +49,31 @@ def run_engine(env: dict, *args: str) -> dict:
     )
     if proc.returncode != 0:
         raise AssertionError(f"engine run failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["stderr"] = proc.stderr
+    return result
 
 
 def test_stage3_engine_freezes_tower_anneals_entropy_and_resumes():
-    env = {
-        "REVISUAL_FREEZE_VISION_TOWER": "1",
-        "REVISUAL_ENTROPY_SCHEDULE": "exponential",
-        "REVISUAL_ENTROPY_WARMUP_UPDATES": "1",
-        "REVISUAL_ENTROPY_BETA0": "0.5",
-        "REVISUAL_ENTROPY_DECAY": "0.5",
+    settings = {
+        "freeze_vision_tower": True,
+        "entropy": {"schedule": "exponential", "warmup_updates": 1, "beta0": 0.5, "decay": 0.5},
     }
     result = run_engine(
-        env, "--strategy", "fsdp2", "--batches", "text,image,text", "--updates", "3", "--resume-updates", "2", "--ref"
+        {},
+        "--strategy", "fsdp2", "--batches", "text,image,text", "--updates", "3", "--resume-updates", "2", "--ref",
+        settings=settings,
     )
     assert result["engine_cls"] == "RevisualFSDPEngine"
+    # Each engine logs what it applied: the trained ones freeze and anneal, the reference does neither.
+    applied = [line for line in result["stderr"].splitlines() if "revisual engine, rank 0" in line]
+    trained = [line for line in applied if "trained model" in line]
+    assert len(trained) == 2, applied  # the first engine and the resumed one
+    for line in trained:
+        assert "freeze_vision_tower=True" in line and "entropy.schedule=exponential" in line
+        assert "entropy.beta0=0.5" in line and "entropy.warmup_updates=1 (optimizer updates)" in line
+    (ref_line,) = [line for line in applied if "forward-only model" in line]
+    assert "freeze_vision_tower=False" in ref_line and "entropy.schedule=none" in ref_line
     # Stage 3 is text RL: text-only updates train (verl alone fails on them), mixed with an image batch.
     assert result["vision_output_hooks"] == ["model.visual"]
     assert [u["images"] for u in result["updates"]] == [False, True, False, False, True]
@@ -105,7 +117,7 @@ def test_stage1_sft_loss_trains_text_only_batches():
     assert result["language_changed"] == 27
 
 
-def test_baseline_engine_without_the_variables_trains_the_tower():
+def test_baseline_engine_without_revisual_settings_trains_the_tower():
     result = run_engine({}, "--strategy", "fsdp2", "--batches", "text,image", "--updates", "2")
     assert result["engine_cls"] == "RevisualFSDPEngine"
     assert result["optimizer_vision_params"] == result["vision_params"] == 30
@@ -114,8 +126,8 @@ def test_baseline_engine_without_the_variables_trains_the_tower():
     assert result["updates"][0]["entropy_coeff"] is None  # no schedule: verl's constant coefficient
 
 
-def test_verl_freeze_key_without_the_engine_variable_fails_loudly():
-    with pytest.raises(AssertionError, match="REVISUAL_FREEZE_VISION_TOWER"):
+def test_verl_freeze_key_without_the_engine_setting_fails_loudly():
+    with pytest.raises(AssertionError, match="actor.freeze_vision_tower=True but this worker's engine config"):
         run_engine({}, "--strategy", "fsdp2", "--batches", "image", "--updates", "1", "--verl-freeze-key")
 
 

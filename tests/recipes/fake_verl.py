@@ -6,7 +6,8 @@ program would: a trainer writes ``global_step_N`` checkpoints and verl's tracker
 
 Knobs (environment): FAKE_GPUS (how many GPUs nvidia-smi lists), FAKE_FAIL_STAGE (that stage's
 trainer saves one checkpoint, then exits 1), FAKE_FAIL_MERGE (that stage's merge leaves a half
-directory and exits 1).
+directory and exits 1), FAKE_UNLOADABLE_MERGE (that stage's merge succeeds but the merged directory
+does not load: ``revisual_verl.recipes.merged_model`` exits 1 on it, as for a missing processor).
 """
 
 from __future__ import annotations
@@ -51,7 +52,15 @@ if module == "verl.model_merger":
     (target / "config.json").write_text(json.dumps({{"merged_from": str(local_dir)}}))
     sys.exit(0)
 
-if module in ("verl.trainer.sft_trainer", "revisual_verl.main_ppo"):
+if module == "revisual_verl.recipes.merged_model":
+    target = Path(argv[-1])
+    stage = re.search(r"stage(\d)", str(target)).group(1)
+    if not (target / "config.json").is_file() or os.environ.get("FAKE_UNLOADABLE_MERGE") == stage:
+        print(f"[revisual] ERROR: {{target}}: processor does not load (fake)", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(0)
+
+if module in ("revisual_verl.sft_trainer", "revisual_verl.sft_trainer_ray", "revisual_verl.main_ppo"):
     ckpts = Path(value("trainer.default_local_dir"))
     stage = re.search(r"stage(\d)", str(ckpts)).group(1)
     steps = [1] if os.environ.get("FAKE_FAIL_STAGE") == stage else [1, 2, 3]

@@ -41,3 +41,17 @@ def test_shell_line_round_trips_through_a_shell():
 def test_commands_a_dry_run_cannot_mirror_are_refused(argv, message):
     with pytest.raises(CommandError, match=message):
         parse_command(argv)
+
+
+@pytest.mark.parametrize("flag", [["--config-name=stage3_text_rl"], ["--config-name", "stage3_text_rl"]])
+def test_config_name_flag_picks_the_stage_config(flag):
+    command = parse_command(["python", "-m", "revisual_verl.main_ppo", *flag, "a.b=1"])
+    assert (command.config_module, command.config_name) == ("revisual_verl.config", "stage3_text_rl")
+    assert command.overrides == ("a.b=1",)
+
+
+def test_plugin_sft_entry_points_use_the_stage_one_config():
+    for module in ("revisual_verl.sft_trainer", "revisual_verl.sft_trainer_ray", "revisual_verl.cpu.sft"):
+        command = parse_command(["torchrun", "-m", module, "x=1"])
+        assert (command.config_module, command.config_name) == ("revisual_verl.config", "stage1_coldstart_sft")
+        assert command.is_sft

@@ -223,39 +223,86 @@ def test_an_existing_model_dir_is_loaded_and_checked(capsys, stage_argv, tmp_pat
     assert "has no loadable (multimodal) processor" in output
 
 
-RAY_ENV = "++ray_kwargs.ray_init.runtime_env.env_vars"
+ENGINE = "actor_rollout_ref.actor.fsdp_config"
 
 
 def test_stage_three_freezes_the_vision_tower_and_anneals_entropy(capsys, stage_argv):
     argv = stage_argv(3)
-    assert "actor_rollout_ref.actor.freeze_vision_tower=True" in argv
-    assert f'{RAY_ENV}.VERL_ENGINE_VENDOR="revisual"' in argv
-    assert f'{RAY_ENV}.REVISUAL_FREEZE_VISION_TOWER="1"' in argv
-    assert f'{RAY_ENV}.REVISUAL_ENTROPY_WARMUP_UPDATES="140"' in argv
+    assert "--config-name=stage3_text_rl" in argv
+    assert not [a for a in argv if "REVISUAL_" in a or "env_vars" in a]  # all in the config file
     code, output = dry_run_in_process(capsys, 3, argv)
     assert code == 0, output
-    assert "freeze_vision_tower=True" in output and "schedule='exponential', beta0=0.02" in output
-    assert "decay=0.985, warmup_updates=140" in output
+    assert "ok    engine settings (actor_rollout_ref.actor.fsdp_config): freeze_vision_tower=True" in output
+    assert "entropy.schedule=exponential entropy.beta0=0.02" in output
+    assert "entropy.decay=0.985 entropy.warmup_updates=140 (optimizer updates)" in output
 
 
-def test_engine_settings_can_be_overridden_and_bad_values_are_caught(capsys, stage_argv):
-    argv = stage_argv(3, f'{RAY_ENV}.REVISUAL_ENTROPY_DECAY="0.99"')
+def test_engine_settings_can_be_overridden_and_bad_or_misspelt_keys_are_caught(capsys, stage_argv):
+    argv = stage_argv(3, f"{ENGINE}.entropy.warmup_updates=20")
     code, output = dry_run_in_process(capsys, 3, argv)
-    assert code == 0 and "decay=0.99," in output, output
-    code, output = dry_run_in_process(capsys, 3, argv, f'{RAY_ENV}.REVISUAL_ENTROPY_DECAY="fast"')
-    assert code == 1
-    assert "REVISUAL_ENTROPY_DECAY='fast'" in output
-    code, output = dry_run_in_process(capsys, 3, argv, "+ray_kwargs.ray_init.runtime_env.env_vars.REVISUAL_X=1")
+    assert code == 0, output
+    assert "entropy.warmup_updates=20 (optimizer updates)" in settings_line(output, 3, "engine")
+    # A bad value: the check names the key.
+    code, output = dry_run_in_process(capsys, 3, argv, f"{ENGINE}.entropy.decay=fast")
+    assert code in (1, 2) and "decay" in output, output
+    code, output = dry_run_in_process(capsys, 3, argv, f"{ENGINE}.entropy.decay=1.5")
+    assert code == 1 and f"{ENGINE}.entropy.decay=1.5: must be in (0, 1]" in output
+    # A misspelt key does not compose: nothing starts.
+    code, output = dry_run_in_process(capsys, 3, argv, f"{ENGINE}.entropy.warmup=20")
+    assert code == 2 and f"Could not override '{ENGINE}.entropy.warmup'" in output
+    # Ray's env_vars must be strings.
+    code, output = dry_run_in_process(capsys, 3, argv, "+ray_kwargs.ray_init.runtime_env.env_vars.SOME_FLAG=1")
     assert code == 1 and "Ray needs a string; quote it" in output
-    # verl's own key without the engine variable would be silently ignored: refused.
-    code, output = dry_run_in_process(capsys, 3, argv, f'{RAY_ENV}.REVISUAL_FREEZE_VISION_TOWER="0"')
-    assert code == 1 and "REVISUAL_FREEZE_VISION_TOWER" in output
+    # The engine's freeze flag follows verl's key; set apart, it is refused.
+    code, output = dry_run_in_process(capsys, 3, argv, f"{ENGINE}.freeze_vision_tower=false")
+    assert code == 1 and "set only actor_rollout_ref.actor.freeze_vision_tower" in output
 
 
 def test_stage_two_anneals_entropy_only_when_asked(capsys, stage_argv):
     argv = stage_argv(2)
-    assert f'{RAY_ENV}.VERL_ENGINE_VENDOR="revisual"' in argv  # the text-only forward fix
-    assert not [a for a in argv if "REVISUAL_" in a]
-    argv = stage_argv(2, STAGE2_ENTROPY_ANNEALING="1")
-    assert f'{RAY_ENV}.REVISUAL_ENTROPY_SCHEDULE="exponential"' in argv
-    assert "actor_rollout_ref.actor.freeze_vision_tower=True" not in argv
+    assert "--config-name=stage2_multimodal_rl" in argv
+    code, output = dry_run_in_process(capsys, 2, argv)
+    assert code == 0, output
+    assert "entropy.schedule=none" in settings_line(output, 2, "engine")
+    code, output = dry_run_in_process(capsys, 2, argv, f"{ENGINE}.entropy.schedule=exponential")
+    assert code == 0, output
+    line = settings_line(output, 2, "engine")
+    assert "entropy.schedule=exponential" in line and "freeze_vision_tower=False" in line
+
+
+def settings_line(output: str, stage: int, what: str) -> str:
+    lines = output.splitlines()
+    (line,) = [line for line in lines if line.startswith(f"[dry-run] stage {stage} ") and f"{what} settings:" in line]
+    return line
+
+
+def test_each_stage_prints_its_pad_and_engine_settings(capsys, stage_argv, monkeypatch):
+    code, output = dry_run_in_process(capsys, 2, stage_argv(2))
+    assert code == 0, output
+    pad = settings_line(output, 2, "PAD")
+    # The authors' released settings are the recipe's default.
+    for pair in ("priority=power", "alpha=1.5", "rho=1.5", "replacement=True", "t_low=0.03", "t_high=0.97"):
+        assert pair in pad.split(), pad
+    assert "tau_start" not in pad  # the temperature does not act under the power priority
+    assert "entropy.schedule=none" in settings_line(output, 2, "engine")
+
+    code, output = dry_run_in_process(capsys, 3, stage_argv(3))
+    assert code == 0, output
+    engine = settings_line(output, 3, "engine")
+    for pair in ("vendor=revisual", "freeze_vision_tower=True", "entropy.schedule=exponential", "entropy.beta0=0.02"):
+        assert pair in engine.split(), engine
+    assert "entropy.warmup_updates=140 (optimizer updates)" in engine
+
+    monkeypatch.delenv("VERL_ENGINE_VENDOR", raising=False)  # the entry point sets it itself
+    code, output = dry_run_in_process(capsys, 1, stage_argv(1))
+    assert code == 0, output
+    assert "PAD settings: none" in settings_line(output, 1, "PAD")
+    assert "vendor=revisual" in settings_line(output, 1, "engine")
+    assert "--config-name=stage1_coldstart_sft" in stage_argv(1)
+
+
+def test_pad_line_follows_an_override(capsys, stage_argv):
+    code, output = dry_run_in_process(capsys, 2, stage_argv(2, "algorithm.pad.priority=softmax"))
+    assert code == 0, output
+    pad = settings_line(output, 2, "PAD")
+    assert "priority=softmax" in pad and "tau_start=1.0" in pad and "alpha=" not in pad

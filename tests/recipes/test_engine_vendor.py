@@ -1,13 +1,29 @@
 """Every stage trains through the revisual engine vendor, which carries the text-only forward fix."""
 
 import fake_verl
+import pytest
+
+from revisual_verl.recipes.command import parse_command
 
 
 def test_stage_one_sft_runs_with_the_revisual_engine_vendor(stage_call):
     call = stage_call(1)
-    assert fake_verl.module_of(call) == "verl.trainer.sft_trainer"
+    assert fake_verl.module_of(call) == "revisual_verl.sft_trainer"
     assert call["engine_vendor"] == "revisual"
+
+
+def test_stage_one_on_ray_uses_the_revisual_entry_point(stage_call):
+    call = stage_call(1, SFT_LAUNCHER="ray")
+    assert fake_verl.module_of(call) == "revisual_verl.sft_trainer_ray"
+    assert parse_command(call["argv"]).config_name == "stage1_coldstart_sft"
 
 
 def test_a_vendor_chosen_by_the_user_is_kept(stage_call):
     assert stage_call(1, VERL_ENGINE_VENDOR="acme")["engine_vendor"] == "acme"
+
+
+@pytest.mark.parametrize("stage, config", [(2, "stage2_multimodal_rl"), (3, "stage3_text_rl")])
+def test_rl_stages_name_their_stage_config(stage_call, stage, config):
+    call = stage_call(stage)
+    command = parse_command(call["argv"])
+    assert command.module == "revisual_verl.main_ppo" and command.config_name == config

@@ -14,7 +14,7 @@ import fake_verl
 import pytest
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-TRAINERS = ("verl.trainer.sft_trainer", "revisual_verl.main_ppo")
+TRAINERS = ("revisual_verl.sft_trainer", "revisual_verl.main_ppo")
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_stages_run_in_order_and_each_starts_from_the_previous_merged_model(worl
 
     trainings = world.trainings()
     assert [fake_verl.module_of(c) for c in trainings] == [
-        "verl.trainer.sft_trainer",
+        "revisual_verl.sft_trainer",
         "revisual_verl.main_ppo",
         "revisual_verl.main_ppo",
     ]
@@ -86,12 +86,15 @@ def test_stages_run_in_order_and_each_starts_from_the_previous_merged_model(worl
         str(world.out / "stage1" / "hf"),
         str(world.out / "stage2" / "hf"),
     ]
-    # Every call in order: each training is followed by the merge of its own last checkpoint.
+    # Every call in order: each training is followed by the merge of its own last checkpoint, and the
+    # merged directory is loaded before it counts as the stage's model.
     sequence = [(fake_verl.module_of(c), c) for c in world.calls() if fake_verl.module_of(c)]
-    assert [m for m, _ in sequence] == [TRAINERS[0], "verl.model_merger", TRAINERS[1], "verl.model_merger"] + [
+    check = "revisual_verl.recipes.merged_model"
+    assert [m for m, _ in sequence] == [TRAINERS[0], "verl.model_merger", check] + [
         TRAINERS[1],
         "verl.model_merger",
-    ]
+        check,
+    ] * 2
     for stage, merge in zip((1, 2, 3), world.merges()):
         argv = merge["argv"]
         assert argv[argv.index("-m") + 1 :][:3] == ["verl.model_merger", "merge", "--backend"]
@@ -175,6 +178,30 @@ def test_resume_merge_merges_the_last_checkpoint_without_training(world):
     # Stage 1 was not trained again; stages 2 and 3 had no checkpoints, so they trained as usual.
     assert [fake_verl.module_of(c) for c in world.trainings()] == ["revisual_verl.main_ppo"] * 2
     assert len(world.merges()) == 3
+
+
+def test_merge_that_does_not_load_leaves_no_finished_stage(world):
+    result = world.run(FAKE_UNLOADABLE_MERGE="2")
+    assert result.returncode != 0
+    assert "stage 2: the merged model in" in result.stderr and "does not load" in result.stderr
+    assert (world.out / "stage1" / "hf").is_dir()
+    assert not (world.out / "stage2" / "hf").exists()
+    assert [fake_verl.module_of(c) for c in world.trainings()] == list(TRAINERS)
+    checks = [c for c in world.calls() if fake_verl.module_of(c) == "revisual_verl.recipes.merged_model"]
+    assert [c["argv"][-1] for c in checks] == [str(world.out / f"stage{k}" / "hf.partial") for k in (1, 2)]
+
+    # Once it loads, RESUME=merge merges again and the chain goes on.
+    result = world.run(RESUME="merge")
+    assert result.returncode == 0, result.stderr
+    assert (world.out / "stage2" / "hf").is_dir() and (world.out / "stage3" / "hf").is_dir()
+
+
+def test_a_finished_stage_whose_merged_model_no_longer_loads_stops_the_run(world):
+    assert world.run().returncode == 0
+    result = world.run(FAKE_UNLOADABLE_MERGE="1")
+    assert result.returncode != 0
+    assert "stage 1:" in result.stderr and "exists but does not load" in result.stderr
+    assert world.trainings() == [] and world.merges() == []
 
 
 def test_resume_takes_only_known_values(world):

@@ -48,11 +48,19 @@ def test_scripts_are_executable_with_a_bash_shebang(script):
     assert script.stat().st_mode & 0o111
 
 
-@pytest.mark.parametrize("stage", [2, 3])
-def test_engine_args_array_is_one_marked_block(stage):
-    """The lead fills ENGINE_ARGS from revisual_verl/engine; it must stay one marked array passed to the trainer."""
+def test_no_recipe_passes_settings_in_revisual_environment_variables():
+    """Engine settings are config keys; only what verl itself reads from the environment stays there."""
+    offenders = [
+        f"{path.name}:{number}" for path in SCRIPTS
+        for number, line in enumerate(path.read_text().splitlines(), 1) if "REVISUAL_" in line
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "stage, config", [(1, "stage1_coldstart_sft"), (2, "stage2_multimodal_rl"), (3, "stage3_text_rl")]
+)
+def test_each_stage_script_names_its_stage_config(stage, config):
     text = (RECIPES / f"run_stage{stage}.sh").read_text()
-    assert text.count("# >>> ENGINE_ARGS") == 1 and text.count("# <<< ENGINE_ARGS") == 1
-    block = text.split("# >>> ENGINE_ARGS", 1)[1].split("# <<< ENGINE_ARGS", 1)[0]
-    assert "ENGINE_ARGS=(" in block
-    assert '"${ENGINE_ARGS[@]}"' in text.split("# <<< ENGINE_ARGS", 1)[1]
+    assert f"--config-name={config}" in text
+    assert (Path(__file__).resolve().parents[2] / "revisual_verl" / "config" / f"{config}.yaml").is_file()

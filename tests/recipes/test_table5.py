@@ -59,11 +59,25 @@ def test_stage_three_small_kl_frozen_tower_and_annealing(stage_argv):
     assert pick(config, "actor_rollout_ref.actor.kl_loss_type") == "low_var_kl"
     assert pick(config, "actor_rollout_ref.actor.kl_loss_coef") == 2e-3
     assert pick(config, "actor_rollout_ref.actor.freeze_vision_tower") is True
-    env = pick(config, "ray_kwargs.ray_init.runtime_env.env_vars")
-    assert env["REVISUAL_FREEZE_VISION_TOWER"] == "1"
-    assert (env["REVISUAL_ENTROPY_BETA0"], env["REVISUAL_ENTROPY_BETA_MIN"]) == ("0.02", "0.0")
-    assert (env["REVISUAL_ENTROPY_DECAY"], env["REVISUAL_ENTROPY_WARMUP_UPDATES"]) == ("0.985", "140")
+    # The engine's keys (carried to the workers by verl's config conversion): the freeze flag follows
+    # verl's key, and the entropy schedule is Table 5's.
+    engine = pick(config, "actor_rollout_ref.actor.fsdp_config")
+    assert engine["_target_"] == "revisual_verl.engine.config.RevisualFSDPEngineConfig"
+    assert engine["freeze_vision_tower"] is True
+    entropy = engine["entropy"]
+    assert (entropy["schedule"], entropy["beta0"], entropy["beta_min"]) == ("exponential", 0.02, 0.0)
+    assert (entropy["decay"], entropy["warmup_updates"]) == (0.985, 140)
+    assert pick(config, "ray_kwargs.ray_init.runtime_env.env_vars") == {"VERL_ENGINE_VENDOR": "revisual"}
     assert "textrl" in str(pick(config, "data.train_files"))
+
+
+def test_stage_two_trains_pad_as_released_and_anneals_nothing(stage_argv):
+    config = composed(stage_argv, 2)
+    pad = pick(config, "algorithm.pad")
+    assert (pad["priority"], pad["alpha"], pad["rho"], pad["replacement"]) == ("power", 1.5, 1.5, True)
+    assert (pad["t_low"], pad["t_high"]) == (0.03, 0.97)
+    engine = pick(config, "actor_rollout_ref.actor.fsdp_config")
+    assert engine["freeze_vision_tower"] is False and engine["entropy"]["schedule"] == "none"
 
 
 def test_stage_one_cold_start_settings(stage_argv):

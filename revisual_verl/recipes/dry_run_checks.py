@@ -291,22 +291,25 @@ def _check_kl_estimators(config: DictConfig) -> str:
     return ", ".join(f"{k}={v}" for k, v in used.items()) or "no KL term"
 
 
-def _runtime_env_vars(config: DictConfig) -> dict:
-    env_vars = OmegaConf.select(config, "ray_kwargs.ray_init.runtime_env.env_vars", default=None)
-    return dict(OmegaConf.to_container(env_vars, resolve=True)) if env_vars is not None else {}
-
-
 def _check_engine_settings(config: DictConfig) -> str:
-    """The revisual engine reads its settings from the workers' environment (docs/engine.md); run the
-    start-up check revisual_verl.main_ppo runs, so a misspelt schedule or an ignored
-    actor.freeze_vision_tower fails the dry run instead of every worker."""
-    from revisual_verl.engine.settings import check_trainer_config
+    """The start-up check revisual_verl.main_ppo runs: the actor's engine section converts (a bad
+    value names its key), verl's actor.freeze_vision_tower is not ignored, the vendor is set; and
+    Ray's runtime_env env_vars are strings."""
+    from revisual_verl.engine.settings import RUNTIME_ENV_KEY, check_trainer_config, runtime_env_vars
 
-    env_vars = _runtime_env_vars(config)
-    for name, value in env_vars.items():
+    for name, value in runtime_env_vars(config).items():
         if not isinstance(value, str):
-            raise TypeError(f"ray_kwargs.ray_init.runtime_env.env_vars.{name}={value!r}: Ray needs a string; quote it")
-    return str(check_trainer_config(config))
+            raise TypeError(f"{RUNTIME_ENV_KEY}.{name}={value!r}: Ray needs a string; quote it")
+    return check_trainer_config(config).summary()
+
+
+def _check_sft_engine_settings(config: DictConfig, sets_vendor: bool) -> str:
+    from revisual_verl.engine.settings import ENGINE_VENDOR, VENDOR_ENV, check_sft_config
+
+    environ = dict(os.environ)
+    if sets_vendor:
+        environ.setdefault(VENDOR_ENV, ENGINE_VENDOR)
+    return check_sft_config(config, environ).summary()
 
 
 def _check_plugin() -> str:
@@ -372,8 +375,7 @@ def validate_ppo(config: DictConfig, *, require_images: bool) -> Report:
         report.check("trainer.v1.trainer_mode", lambda: _check_trainer_mode(resolved))
     report.check("reward.reward_manager", lambda: _check_reward_manager(resolved))
     report.check("data.custom_cls (dataset class)", lambda: _check_rl_dataset_class(resolved))
-    if any(name.startswith(("REVISUAL_", "VERL_ENGINE_VENDOR")) for name in _runtime_env_vars(resolved)):
-        report.check("engine settings (runtime_env env_vars)", lambda: _check_engine_settings(resolved))
+    report.check("engine settings (actor_rollout_ref.actor.fsdp_config)", lambda: _check_engine_settings(config))
 
     data = resolved.data
     required = [data.prompt_key, data.reward_fn_key, "reward_model"]
@@ -384,14 +386,18 @@ def validate_ppo(config: DictConfig, *, require_images: bool) -> Report:
     return report
 
 
-def validate_sft(config: DictConfig) -> Report:
-    """What verl's SFT trainer converts and checks in its constructor, minus the process group."""
+def validate_sft(config: DictConfig, *, sets_vendor: bool = False) -> Report:
+    """What verl's SFT trainer converts and checks in its constructor, minus the process group.
+
+    ``sets_vendor``: the entry point sets VERL_ENGINE_VENDOR=revisual itself (the plugin's SFT entries).
+    """
     report = Report()
     resolved = _resolved(report, config)
     if resolved is None:
         return report
     for key in ("engine", "optim", "checkpoint", "profiler"):
         report.check(f"{key} -> dataclass", _convert(resolved, key))
+    report.check("engine settings (engine)", lambda: _check_sft_engine_settings(config, sets_vendor))
 
     def batch_sizes():
         data, trainer = resolved.data, resolved.trainer

@@ -214,8 +214,12 @@ def test_killed_stage2_driver_resumes_with_the_same_draws(chain, tmp_path):
     # The resumed step draws what the uninterrupted chain drew at that step.
     uninterrupted = metrics(chain_dir / "run" / "stage2")[2]
     again = metrics(run / "stage2")[2]
-    for key in ("pad/tau", "pad/effective_rows", "pad/selected_rows", "pad/abs_adv_mean_selected", "critic/score/mean"):
-        assert again[key] == pytest.approx(uninterrupted[key], rel=1e-6), key
+    # The same draw: tau and the row counts exactly; the means up to float32 noise (std-normalised advantages
+    # of near-equal rewards carry their rounding), far below what another draw would change.
+    for key in ("pad/tau", "pad/effective_rows", "pad/selected_rows", "pad/distinct_selected_rows"):
+        assert again[key] == uninterrupted[key], key
+    for key in ("pad/abs_adv_mean_selected", "critic/score/mean"):
+        assert again[key] == pytest.approx(uninterrupted[key], rel=1e-4), key
     assert (run / "stage3" / "hf" / "config.json").is_file()
 
 

@@ -75,17 +75,33 @@ def stage_rows(stage: int, steps: dict[int, dict], entropy_schedule=None) -> lis
         if key in last:
             rows.append((key, _fmt(last[key])))
     if entropy_schedule is not None:
-        for step, metrics in sorted(steps.items()):
-            if "actor/entropy_coeff" in metrics:
-                update = int(metrics.get("actor/entropy_schedule_update", -1))
-                expected = entropy_schedule.at(update) if update >= 0 else float("nan")
-                rows.append(
-                    (
-                        f"entropy coeff, step {step}",
-                        f"{metrics['actor/entropy_coeff']:.6g} at update {update} (schedule: {expected:.6g})",
-                    )
+        for step, first, last_update, logged, expected in entropy_per_step(steps, entropy_schedule):
+            rows.append(
+                (
+                    f"entropy coeff, step {step}",
+                    f"{logged:.6g} over updates {first}..{last_update} (schedule: {expected:.6g})",
                 )
+            )
     return rows
+
+
+def entropy_per_step(steps: dict[int, dict], schedule) -> list[tuple[int, int, int, float, float]]:
+    """(step, first update, last update, logged coefficient, the schedule's) for each step that logged one.
+
+    verl averages a step's metrics over its optimizer updates, and a step takes as many updates as its
+    (distilled) batch needs. The updates are consecutive from 0, so a step's mean update index gives its
+    count: c = 2 * (mean - first) + 1; the schedule's value is the mean of its coefficients over them.
+    """
+    out, first = [], 0
+    for step, metrics in sorted(steps.items()):
+        if "actor/entropy_coeff" not in metrics:
+            continue
+        count = max(1, round(2 * (metrics["actor/entropy_schedule_update"] - first) + 1))
+        updates = range(first, first + count)
+        expected = sum(schedule.at(u) for u in updates) / count
+        out.append((step, first, first + count - 1, metrics["actor/entropy_coeff"], expected))
+        first += count
+    return out
 
 
 def tensor_digests(model_dir: Path) -> tuple[str, str]:

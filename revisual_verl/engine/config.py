@@ -26,13 +26,14 @@ any worker starts.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any
 
 from verl.base_config import BaseConfig
 from verl.workers.config import FSDPEngineConfig
 
 from revisual_verl.engine.entropy_schedule import EntropySchedule, ScheduleError
 from revisual_verl.engine.vision_freeze import DEFAULT_VISION_PREFIXES, normalize_prefixes
+from revisual_verl.typed_settings import SettingsError, settings_from_section
 
 SCHEDULE_OFF = "none"
 ENGINE_CONFIG_TARGET = "revisual_verl.engine.config.RevisualFSDPEngineConfig"
@@ -53,7 +54,7 @@ class EntropyScheduleConfig(BaseConfig):
     decay: float = 0.985
     # Counted in optimizer updates (one per PPO mini-batch), not in training steps.
     warmup_updates: int = 140
-    linear_updates: Optional[int] = None
+    linear_updates: int | None = None
 
     def __post_init__(self):
         self.build()
@@ -101,15 +102,13 @@ class RevisualFSDPEngineConfig(FSDPEngineConfig):
             normalize_prefixes(list(self.vision_prefixes))
         except ValueError as error:
             raise EngineConfigError(f"vision_prefixes: {error}") from None
-        if isinstance(self.entropy, dict) or hasattr(self.entropy, "keys") and not isinstance(
-            self.entropy, EntropyScheduleConfig
-        ):
-            entropy = {k: v for k, v in dict(self.entropy).items() if k != "_target_"}
-            known = {f.name for f in dataclasses.fields(EntropyScheduleConfig)}
-            unknown = sorted(set(entropy) - known)
-            if unknown:
-                raise EngineConfigError(f"entropy.{unknown[0]} is not an entropy-schedule setting; known: {sorted(known - {'_target_'})}")
-            object.__setattr__(self, "entropy", EntropyScheduleConfig(**entropy))
+        if not isinstance(self.entropy, EntropyScheduleConfig):
+            # A section without its _target_ (hydra left it a mapping): OmegaConf's typed read of it.
+            try:
+                entropy = settings_from_section(EntropyScheduleConfig, self.entropy, path="entropy")
+            except SettingsError as error:
+                raise EngineConfigError(str(error)) from None
+            object.__setattr__(self, "entropy", entropy)
 
 
 @dataclasses.dataclass(frozen=True)

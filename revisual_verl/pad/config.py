@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from revisual_verl.pad.selection import PRIORITIES, TAU_SCHEDULES
+from revisual_verl.typed_settings import settings_from_section
 
 GRPO_IMPLS = ("fast", "verl")
 # Loss aggregation modes whose denominator counts sequences (global batch size): a masked row would
@@ -32,6 +33,10 @@ class PadConfig:
     """pad_sync trains on the distilled batch (selected rows, duplicates included); false: masks the full batch."""
 
     def __post_init__(self):
+        # Hydra and YAML spell "no upper bound" as null or inf; one value inside.
+        if self.t_high is not None and math.isinf(self.t_high) and self.t_high > 0:
+            object.__setattr__(self, "t_high", None)
+
         def bad(key: str, why: str):
             raise ValueError(f"algorithm.pad.{key}={getattr(self, key)!r}: {why}")
 
@@ -55,45 +60,19 @@ class PadConfig:
 
     @classmethod
     def from_algorithm(cls, algorithm: Any) -> PadConfig:
-        """Read ``algorithm.pad`` from verl's algorithm section (DictConfig, dict or None)."""
+        """Read ``algorithm.pad`` from verl's algorithm section (DictConfig, dict or None).
+
+        The one parser of the PAD settings: OmegaConf's structured merge (typed keys, unknown keys
+        refused), then the range checks of ``__post_init__``.
+        """
         section = None
         if algorithm is not None:
             section = algorithm.get("pad", None) if hasattr(algorithm, "get") else getattr(algorithm, "pad", None)
-        return cls.from_mapping(section or {})
+        return cls.from_mapping(section)
 
     @classmethod
-    def from_mapping(cls, section: Mapping) -> PadConfig:
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        values = {}
-        for key, value in dict(section).items():
-            if key not in known:
-                raise ValueError(f"algorithm.pad.{key} is not a PAD setting; known keys: {', '.join(known)}")
-            values[key] = _coerce(key, value, known[key].default)
-        return cls(**values)
-
-
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    if key == "t_high":
-        if value is None or (isinstance(value, str) and value.lower() in ("inf", "none", "null")):
-            return None
-        value = float(value)
-        return None if math.isinf(value) else value
-    try:
-        if isinstance(default, bool):
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false"):
-                    raise ValueError
-                return value.lower() == "true"
-            return bool(value)
-        if isinstance(default, int):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"algorithm.pad.{key}={value!r}: expected a {type(default).__name__}") from None
+    def from_mapping(cls, section: Mapping | None) -> PadConfig:
+        return settings_from_section(cls, section, path="algorithm.pad")
 
 
 def check_loss_agg_mode(loss_agg_mode: str) -> None:

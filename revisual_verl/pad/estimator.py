@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from verl.trainer.ppo import core_algos
 
-from revisual_verl.pad.config import PadConfig, check_loss_agg_mode
 from revisual_verl.pad import handoff
+from revisual_verl.pad.config import PadConfig, check_loss_agg_mode
 from revisual_verl.pad.group_advantage import group_ids, grpo_scalar_advantage
 from revisual_verl.pad.handoff import PadStepResult, TrainingProgress, pop_latest_result, set_progress
 from revisual_verl.pad.selection import pad_select_detailed, pad_tau, sequence_advantage
@@ -92,7 +92,11 @@ def pad_select_rows(
     """
     if index is None:
         raise ValueError("adv_estimator=pad needs GRPO groups: the batch has no 'uid' column")
-    pad = PadConfig.from_algorithm(config)
+    progress = handoff.take_progress()
+    if progress is None:
+        progress = _progress_without_trainer(config)
+    # The pad_sync trainer parsed algorithm.pad once, at start; without it the config verl passes is read here.
+    pad = progress.settings if progress.settings is not None else PadConfig.from_algorithm(config)
     norm_by_std = bool(config.get("norm_adv_by_std_in_grpo", True)) if config is not None else True
 
     # sum is a faster reduction than any() over an int64 mask on CPU.
@@ -108,11 +112,10 @@ def pad_select_rows(
         seq_adv = sequence_advantage(token_adv, response_mask)
     else:
         scores = token_level_rewards.sum(dim=-1)
-        seq_adv = grpo_scalar_advantage(scores, group_ids(index), norm_by_std=norm_by_std, epsilon=GRPO_EPSILON)
+        seq_adv = grpo_scalar_advantage(
+            scores, group_ids(index, device=scores.device), norm_by_std=norm_by_std, epsilon=GRPO_EPSILON
+        )
 
-    progress = handoff.take_progress()
-    if progress is None:
-        progress = _progress_without_trainer(config)
     tau = pad_tau(progress.step, progress.total_steps, start=pad.tau_start, end=pad.tau_end, schedule=pad.tau_schedule)
     generator = torch.Generator().manual_seed(pad.seed * 1_000_003 + progress.step * 101 + progress.draw)
     selection = pad_select_detailed(

@@ -2,16 +2,20 @@
 
 verl calls an advantage estimator with tensors only. Two things it cannot express travel through
 this module: the trainer's step (for the tau schedule and the seed of the draw, set with
-:func:`set_progress` before each selection) and the selection itself (read back with
-:func:`pop_latest_result`), which the trainer turns into masks (masked mode) or into the distilled
-batch (distilled mode). Pure torch; does not import verl.
+:func:`set_progress` before each selection, together with the PAD settings the trainer parsed
+once) and the selection itself (read back with :func:`pop_latest_result`), which the trainer turns
+into masks (masked mode) or into the distilled batch (distilled mode). Pure torch; does not import verl.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from revisual_verl.pad.config import PadConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +26,8 @@ class TrainingProgress:
     """Updates over which tau is annealed (verl's total_training_steps - 1)."""
     draw: int = 0
     """Distinguishes several advantage computations within one step (parameter_sync_step > 1)."""
+    settings: PadConfig | None = None
+    """The trainer's parsed ``algorithm.pad``; None: the estimator reads its own config argument."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,9 +63,9 @@ def state() -> Handoff:
     return _state
 
 
-def set_progress(step: int, total_steps: int, draw: int = 0) -> None:
+def set_progress(step: int, total_steps: int, draw: int = 0, settings: PadConfig | None = None) -> None:
     """Called by the trainer before a selection; consumed by the next one."""
-    _state.progress = TrainingProgress(step=step, total_steps=total_steps, draw=draw)
+    _state.progress = TrainingProgress(step=step, total_steps=total_steps, draw=draw, settings=settings)
 
 
 def take_progress() -> TrainingProgress | None:

@@ -72,9 +72,11 @@ class PadSyncTrainer(PPOTrainerSync):
         self.pad_skipped_steps = 0
         self._pad_skip_update = False
         self.pad_compact = False
+        self.pad_settings: PadConfig | None = None
         if self.pad_enabled:
             # Fail at start, not at the first step after an hour of rollouts.
             pad = PadConfig.from_algorithm(config.algorithm)
+            self.pad_settings = pad
             check_loss_agg_mode(config.actor_rollout_ref.actor.loss_agg_mode)
             why_not = distill.compact_unsupported(config, self.use_critic) if pad.compact else None
             if why_not:
@@ -90,7 +92,8 @@ class PadSyncTrainer(PPOTrainerSync):
                 f"adv_estimator=pad does not support agent loops with several outputs per session (e.g. {multi[0]})"
             )
         # global_steps counts from 1 and is restored from the checkpoint on resume.
-        set_progress(self.global_steps - 1, self.total_training_steps - 1, draw=self.local_trigger_step)
+        step, total = self.global_steps - 1, self.total_training_steps - 1
+        set_progress(step, total, draw=self.local_trigger_step, settings=self.pad_settings)
 
     def _step_once(self, metrics: dict, timing_raw: dict, sample_batch_size: int):
         if not self.pad_compact:

@@ -2,10 +2,10 @@
 
 import math
 import numbers
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+
+from revisual_verl.typed_settings import settings_from_section
 
 
 @dataclass(frozen=True)
@@ -53,33 +53,4 @@ class RewardSettings:
     @classmethod
     def from_mapping(cls, values: Mapping | None) -> "RewardSettings":
         """Build from a plain or OmegaConf mapping; unknown keys and wrong types are errors naming the key."""
-        values = dict(values or {})
-        known = {field.name: field for field in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ValueError(f"unknown key(s) in reward.reward_kwargs: {unknown}; known keys: {sorted(known)}")
-        converted = {}
-        types_by_name = typing.get_type_hints(cls)
-        for name, value in values.items():
-            converted[name] = _coerce(name, value, types_by_name[name])
-        return cls(**converted)
-
-
-def _coerce(name: str, value, declared):
-    """``value`` as the declared type of its field (``bool``, ``int``, ``float``, optionally ``| None``)."""
-    allowed = set(declared.__args__) if isinstance(declared, types.UnionType) else {declared}
-    if value is None:
-        if type(None) in allowed:
-            return None
-        raise ValueError(f"reward.reward_kwargs.{name} must not be null")
-    if bool in allowed:
-        if not isinstance(value, bool):
-            raise TypeError(f"reward.reward_kwargs.{name} must be true or false, got {value!r}")
-        return value
-    if int in allowed:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"reward.reward_kwargs.{name} must be an integer, got {value!r}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"reward.reward_kwargs.{name} must be a number, got {value!r}")
-    return float(value)
+        return settings_from_section(cls, values, path="reward.reward_kwargs")

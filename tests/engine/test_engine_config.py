@@ -53,6 +53,16 @@ def test_bad_schedule_values_name_their_key(fields, message):
         EntropyScheduleConfig(**fields)
 
 
+def test_an_entropy_mapping_without_target_is_read_by_its_declared_types():
+    config = RevisualFSDPEngineConfig(entropy={"schedule": "exponential", "beta0": 1, "warmup_updates": "3"})
+    assert isinstance(config.entropy, EntropyScheduleConfig)
+    assert config.entropy.beta0 == 1.0 and config.entropy.warmup_updates == 3
+    with pytest.raises(EngineConfigError, match=r"entropy\.warmup is not a setting"):
+        RevisualFSDPEngineConfig(entropy={"warmup": 3})
+    with pytest.raises(EngineConfigError, match=r"entropy\.warmup_updates must be an integer, got 'soon'"):
+        RevisualFSDPEngineConfig(entropy={"warmup_updates": "soon"})
+
+
 def test_bad_engine_values_name_their_key():
     with pytest.raises(EngineConfigError, match="vision_prefixes"):
         RevisualFSDPEngineConfig(vision_prefixes=[""])

@@ -66,3 +66,18 @@ def test_compact_is_declared_with_the_pad_keys_and_composes_without_plus():
     assert default.algorithm.pad.compact is True
     assert PadConfig.from_algorithm(default.algorithm).compact is True
     assert PadConfig.from_algorithm(masked.algorithm).compact is False
+
+
+def test_values_are_read_by_omegaconf_rules_and_bad_types_name_the_key():
+    # Hydra hands command-line values over as typed scalars or strings; OmegaConf converts them by the field type.
+    pad = PadConfig.from_mapping({"rho": "1.5", "replacement": "true", "seed": "7", "t_high": "inf"})
+    assert (pad.rho, pad.replacement, pad.seed, pad.t_high) == (1.5, True, 7, None)
+    with pytest.raises(ValueError, match=r"algorithm\.pad\.rho must be a number, got 'lots'"):
+        PadConfig.from_mapping({"rho": "lots"})
+    with pytest.raises(ValueError, match=r"algorithm\.pad\.t_low must not be null"):
+        PadConfig.from_mapping({"t_low": None})
+
+
+def test_interpolations_resolve_against_the_whole_config():
+    root = OmegaConf.create({"recipe": {"bound": 0.9}, "algorithm": {"pad": {"t_high": "${recipe.bound}"}}})
+    assert PadConfig.from_algorithm(root.algorithm).t_high == 0.9

@@ -6,6 +6,7 @@ write-backs, the update's mini-batch settings) is verl's code.
 """
 
 import logging
+
 import pytest
 import torch
 from hydra import compose, initialize_config_module

@@ -175,6 +175,23 @@ def test_tau_follows_the_trainer_step():
     assert pop_latest_result().metrics["pad/tau"] == pytest.approx(0.1)
 
 
+def test_the_trainers_parsed_settings_win_over_the_config_argument():
+    """The pad_sync trainer parses algorithm.pad once and announces it with the step; the estimator then
+    does not read the config verl passes (here deliberately different)."""
+    from revisual_verl.pad.config import PadConfig
+
+    announced = PadConfig.from_mapping({"rho": 0.25, "seed": 5})
+    set_progress(3, 10, settings=announced)
+    compute_advantage(grpo_step(), adv_estimator="pad", config=algorithm_config(rho=1.0))
+    with_settings = pop_latest_result()
+    set_progress(3, 10)
+    compute_advantage(grpo_step(), adv_estimator="pad", config=algorithm_config(rho=0.25, seed=5))
+    from_config = pop_latest_result()
+    # ceil(0.25 * 64 rows): the announced rho acted, not the config's 1.0.
+    assert with_settings.metrics["pad/selected_rows"] == from_config.metrics["pad/selected_rows"] == 16
+    assert torch.equal(with_settings.weights, from_config.weights)
+
+
 def test_same_step_and_seed_draw_the_same_rows():
     picks = []
     for _ in range(2):

@@ -34,9 +34,29 @@ def test_matches_verl_grpo(norm_by_std):
     torch.testing.assert_close(scalar[:, None] * mask, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_group_ids_are_dense_and_first_seen():
-    ids = group_ids(np.array(["b", "a", "b", "c", "a"], dtype=object))
-    assert ids.tolist() == [0, 1, 0, 2, 1]
+def test_group_ids_are_dense_and_keep_groups_apart():
+    ids = group_ids(np.array(["b", "a", "b", "c", "a"], dtype=object)).tolist()
+    assert sorted(set(ids)) == [0, 1, 2]
+    assert ids[0] == ids[2] and ids[1] == ids[4] and len({ids[0], ids[1], ids[3]}) == 3
+
+
+def test_uuid_groups_and_an_empty_batch():
+    # verl's uids are uuid4 strings; a step whose rows were all dropped has none.
+    import uuid
+
+    uids = np.array([str(uuid.UUID(int=k)) for k in (7, 3, 7, 3, 9)], dtype=object)
+    adv = grpo_scalar_advantage(torch.tensor([1.0, 0.0, 0.0, 1.0, 0.5]), group_ids(uids))
+    assert adv[0] == -adv[2] and adv[1] == -adv[3] and adv[0] > 0 > adv[1]
+    assert adv[4].item() == pytest.approx(0.5)  # a group of one: mean 0, std 1
+    empty = grpo_scalar_advantage(torch.zeros(0), group_ids(np.array([], dtype=object)))
+    assert empty.shape == (0,)
+
+
+def test_a_uniform_group_gets_zero_not_a_floored_ratio():
+    adv = grpo_scalar_advantage(torch.tensor([1.0, 1.0, 1.0, 0.3, 0.3 + 1e-4]), torch.tensor([0, 0, 0, 1, 1]))
+    assert adv[:3].tolist() == [0.0, 0.0, 0.0]
+    # Two scores 1e-4 apart: std ~7e-5, so |A| ~0.7 (a variance floor of 1e-6 would shrink it to ~0.07).
+    assert adv[3].item() == pytest.approx(-0.707, abs=0.01)
 
 
 def test_binary_group_of_eight_has_spec_scale():

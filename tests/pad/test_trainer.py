@@ -121,6 +121,21 @@ def test_writes_selection_back_to_both_masks_and_the_update_sees_it(transfer_que
     assert metrics["pad/skipped_step"] == 0.0
 
 
+def test_the_pad_settings_are_parsed_once_at_start(transfer_queue, monkeypatch):
+    from revisual_verl.pad.config import PadConfig
+
+    trainer = make_trainer(transfer_queue, ["algorithm.pad.tau_start=0.8", "algorithm.pad.tau_end=0.4"])
+    assert trainer.pad_settings == PadConfig.from_mapping({"tau_start": 0.8, "tau_end": 0.4})
+    parses = []
+    original = PadConfig.from_algorithm.__func__
+    monkeypatch.setattr(PadConfig, "from_algorithm", classmethod(lambda cls, a: parses.append(a) or original(cls, a)))
+    trainer.global_steps, trainer.total_training_steps = 1, 3
+    batch = put_step(transfer_queue, "s9", [[1, 0, 0, 0], [1, 1, 0, 0]])
+    metrics = {}
+    trainer._compute_advantage(batch, metrics)
+    assert parses == [] and metrics["pad/tau"] == pytest.approx(0.8)
+
+
 def test_empty_effective_set_skips_the_update(transfer_queue, caplog):
     tq = transfer_queue
     trainer = make_trainer(tq)

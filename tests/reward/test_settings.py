@@ -25,7 +25,7 @@ def test_from_an_omegaconf_mapping_with_type_coercion():
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"budget": 10}, "unknown key.*budget"),
+        ({"budget": 10}, r"reward\.reward_kwargs\.budget is not a setting"),
         ({"length_budget": "8k"}, "length_budget must be an integer"),
         ({"length_budget": 0}, "length_budget must be >= 1"),
         ({"accuracy_weight": -0.1}, "accuracy_weight must be >= 0"),
@@ -33,7 +33,7 @@ def test_from_an_omegaconf_mapping_with_type_coercion():
         ({"timeout_s": 0}, "timeout_s must be > 0"),
         ({"timeout_s": None}, "timeout_s must not be null"),
         ({"workers": 0}, "workers must be >= 1"),
-        ({"length_needs_correct": "yes"}, "true or false"),
+        ({"length_needs_correct": "maybe"}, "length_needs_correct must be true or false"),
         ({"format_weight": True}, "must be a number"),
         ({"accuracy_weight": float("nan")}, "accuracy_weight must be a finite number"),
         ({"timeout_s": float("nan")}, "timeout_s must be a finite number"),

@@ -15,6 +15,12 @@ What it adds to verl's class, which reads and concatenates the files itself:
   counted in ``dropped_rows["undecodable_image"]``, whether or not verl's length filter runs. verl's own class
   keeps such a row until ``dataset[i]`` or the rollout's processor raises in the middle of an epoch (or, with the
   length filter on, drops it counted as too long).
+* verl's length filter (``data.filter_overlong_prompts``) counts a row whose prompt raises while it is built
+  (a message without a role, a null content, ...) as too long, printing a traceback per row. Here the filter
+  measures each prompt as verl's does (chat template, tool schemas, processor and ``data.mm_processor_kwargs``)
+  and keeps the same rows, but counts a prompt over ``max_prompt_length`` tokens in
+  ``dropped_rows["overlong_prompt"]`` and one that cannot be built in ``dropped_rows["prompt_processing_error"]``,
+  logging the first few of the latter with their exception.
 * Image rows without a processor fail at construction with a message that says so; text-only files (stage 3)
   need no processor, with or without an empty ``images`` column.
 """
@@ -31,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from verl.utils.dataset.rl_dataset import RLHFDataset
+from verl.utils.tokenizer import build_multimodal_processor_inputs, normalize_token_ids
 
 from revisual_verl.data.images import ImageProblem, check_image_bytes, read_regular_file
 from revisual_verl.data.schemas import IMAGE_PLACEHOLDER
@@ -42,8 +49,13 @@ COUNT_BATCH_ROWS = 65_536
 IMAGE_CHECK_BATCH_ROWS = 64
 # Image strings the rollout fetches rather than reads from disk; they cannot be checked at load time.
 REMOTE_IMAGE_PREFIXES = ("http://", "https://", "data:")
-# Problems logged row by row before the rest are only counted.
+# Problems (undecodable images, prompts that cannot be built) logged row by row before the rest are only counted.
 LOGGED_IMAGE_PROBLEMS = 5
+# Columns the length filter's measurement writes: a prompt's token count (-1 where it failed) and why it failed.
+PROMPT_LENGTH_COLUMN = "__revisual_prompt_length"
+PROMPT_ERROR_COLUMN = "__revisual_prompt_error"
+# Characters of an exception's message kept in the log.
+LOGGED_ERROR_CHARS = 300
 
 
 def _load_file(path: str) -> datasets.Dataset:
@@ -184,26 +196,108 @@ class MixedModalRLDataset(RLHFDataset):
         image_rows = self.modality_counts["image"]
         if image_rows and self.filter_overlong_prompts:
             self._require_vision_utils()
-        before = len(self.dataframe)
         self.dataframe = self.maybe_filter_out_long_prompts(self.dataframe)
-        self.dropped_rows["overlong_prompt"] = before - len(self.dataframe)
-        if self.dropped_rows["overlong_prompt"]:
+
+    def maybe_filter_out_long_prompts(self, dataframe: datasets.Dataset | None = None) -> datasets.Dataset:
+        """The rows whose prompt can be built and fits ``max_prompt_length`` tokens (all rows with the filter off).
+
+        Keeps the rows verl's filter keeps, but counts the others under their true reason in ``dropped_rows``:
+        ``overlong_prompt`` or ``prompt_processing_error``. Runs on ``filter_overlong_prompts_workers`` processes.
+        """
+        frame = self.dataframe if dataframe is None else dataframe
+        self.dropped_rows["overlong_prompt"] = 0
+        self.dropped_rows["prompt_processing_error"] = 0
+        if not self.filter_overlong_prompts or len(frame) == 0:
+            return frame
+        columns = [
+            key
+            for key in dict.fromkeys((self.prompt_key, self.image_key, self.video_key, self.audio_key))
+            if key in frame.column_names
+        ]
+        measured = frame.select_columns(columns).map(
+            self._measure_prompt,
+            remove_columns=columns,
+            features=datasets.Features(
+                {PROMPT_LENGTH_COLUMN: datasets.Value("int64"), PROMPT_ERROR_COLUMN: datasets.Value("string")}
+            ),
+            num_proc=self.num_workers,
+            desc=f"Measuring prompts against {self.max_prompt_length} tokens",
+        )
+        lengths = np.asarray(measured[PROMPT_LENGTH_COLUMN], dtype=np.int64)
+        errors = list(measured[PROMPT_ERROR_COLUMN])
+        failed = np.fromiter((error is not None for error in errors), dtype=bool, count=len(errors))
+        overlong = ~failed & (lengths > self.max_prompt_length)
+        self.dropped_rows["overlong_prompt"] = int(overlong.sum())
+        self.dropped_rows["prompt_processing_error"] = int(failed.sum())
+        for row in np.flatnonzero(failed)[:LOGGED_IMAGE_PROBLEMS]:
+            logger.warning("dropping row %d: its prompt cannot be built (%s)", row, errors[row][:LOGGED_ERROR_CHARS])
+        if failed.any():
             logger.warning(
-                "verl's filter_overlong_prompts dropped %d of %d rows (over %d tokens, or failing to process)",
-                self.dropped_rows["overlong_prompt"],
-                before,
+                "dropped %d of %d rows whose prompt cannot be built (not counted as overlong)", failed.sum(), len(frame)
+            )
+        if overlong.any():
+            logger.warning(
+                "dropped %d of %d rows whose prompt is longer than %d tokens",
+                overlong.sum(),
+                len(frame),
                 self.max_prompt_length,
             )
+        keep = ~(failed | overlong)
+        return frame if keep.all() else frame.select(np.flatnonzero(keep).tolist())
+
+    def _measure_prompt(self, row: dict) -> dict:
+        """One row's prompt length, or why its prompt cannot be built, as the length filter's measurement columns."""
+        try:
+            return {PROMPT_LENGTH_COLUMN: self.prompt_length(row), PROMPT_ERROR_COLUMN: None}
+        except Exception as error:  # noqa: BLE001  any failure is this row's, counted and logged by the caller
+            return {PROMPT_LENGTH_COLUMN: -1, PROMPT_ERROR_COLUMN: f"{type(error).__name__}: {error}"}
+
+    def prompt_length(self, row: dict) -> int:
+        """Tokens in a row's prompt as verl's length filter counts them; raises where the prompt cannot be built.
+
+        With a processor, the prompt is the chat template applied to the row's messages with their images, videos
+        and audios in place, and its tokens include every vision token (under ``data.mm_processor_kwargs``);
+        without one, it is the tokenizer's chat template. Both take ``data.apply_chat_template_kwargs`` and the
+        tool schemas. verl's ``_build_messages`` rewrites the row's messages in place.
+        """
+        template_kwargs = dict(self.apply_chat_template_kwargs or {})
+        if self.tool_schemas is not None:
+            template_kwargs["tools"] = self.tool_schemas
+        if self.processor is None:
+            for fixed in ("tokenize", "return_dict", "return_tensors"):
+                template_kwargs.pop(fixed, None)
+            token_ids = self.tokenizer.apply_chat_template(
+                row[self.prompt_key], add_generation_prompt=True, tokenize=True, **template_kwargs
+            )
+            return len(normalize_token_ids(token_ids))
+        messages = self._build_messages(row, key=self.prompt_key)
+        text = self.processor.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False, **template_kwargs
+        )
+        images, videos, audios = self._process_multi_modal_info(messages, self.image_patch_size, self.config)
+        if images is None and videos is None and audios is None:
+            encoded = self.processor.tokenizer(text=text, add_special_tokens=False, return_attention_mask=False)
+            return len(encoded["input_ids"])
+        inputs = build_multimodal_processor_inputs(
+            self.processor,
+            text=[text],
+            images=images,
+            videos=videos,
+            audio=audios,
+            mm_processor_kwargs=self.mm_processor_kwargs,
+        )
+        return len(inputs["input_ids"][0])
 
     @staticmethod
     def _require_vision_utils() -> None:
-        """verl's length filter counts any row that raises as too long, so without qwen_vl_utils (which needs
-        torchvision) it would silently drop every image row; fail instead, saying why."""
+        """Without qwen_vl_utils (which needs torchvision) no image row's prompt can be built, so the length
+        filter would drop every image row (as too long in verl's filter, as failing to process here); fail
+        instead, saying why."""
         try:
             import qwen_vl_utils  # noqa: F401
         except Exception as error:
             raise RuntimeError(
-                "image rows need qwen_vl_utils (and torchvision) for verl's prompt-length filter and for rollouts, "
+                "image rows need qwen_vl_utils (and torchvision) for the prompt-length filter and for rollouts, "
                 f"and it does not import here: {error!r}. Install them, or set data.filter_overlong_prompts=false "
                 "to load the data without the filter"
             ) from error

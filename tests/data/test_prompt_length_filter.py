@@ -137,7 +137,6 @@ def image_rows(count: int) -> list[dict]:
 
 @pytest.fixture
 def processor_data_config(verl_data_config):
-    pytest.importorskip("qwen_vl_utils", reason="verl's length filter takes images out with qwen_vl_utils")
     verl_data_config.mm_processor_kwargs = dict(MM_PROCESSOR_KWARGS)
     return verl_data_config
 

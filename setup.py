@@ -15,7 +15,7 @@ setup(
     # hydra_plugins: the search-path plugin that lets the plugin's configs extend verl's.
     packages=find_packages(include=["revisual_verl", "revisual_verl.*"])
     + find_namespace_packages(include=["hydra_plugins.*"]),
-    package_data={"revisual_verl": ["config/*.yaml"]},
+    package_data={"revisual_verl": ["config/*.yaml", "config/*/*.yaml"]},
     include_package_data=True,
     # torch is deliberately not listed: users keep the build (CUDA, ROCm, CPU) their verl already runs on.
     install_requires=[

@@ -216,45 +216,10 @@ rv_rl_args() {
     local metrics
     metrics=$(rv_metrics_file "$stage_dir")
     metrics=$(rv_hydra_value "$metrics")
+    # The CPU settings are the config group revisual_verl/config/device/cpu.yaml; the metrics file is a path.
     # shellcheck disable=SC2034
-    RV_RL_ARGS+=("${RV_CPU_RL_ARGS[@]}" "++ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH=$metrics")
+    RV_RL_ARGS+=(device=cpu "++ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH=$metrics")
   fi
 }
-
-# The CPU mode's settings of stages 2 and 3, after the recipe's (they win); the user's overrides come last.
-# One process per role on a GPU-less Ray cluster: Ray is told of one logical GPU only because verl's
-# resource check counts GPUs (verl/single_controller/ray/base.py, _check_resource_available); workers
-# are placed on CPU bundles by the `cpu` platform. The setup hook opens each worker's gloo group
-# (revisual_verl/cpu/process_group.py). fp32 throughout (verl's FSDP mixed precision defaults to bf16
-# compute), so the actor recomputes the rollout's log-probs to float32 precision; sdpa: no flash attention.
-RV_CPU_RL_ARGS=(
-  actor_rollout_ref.actor.strategy=fsdp2
-  actor_rollout_ref.ref.strategy=fsdp2
-  actor_rollout_ref.actor.fsdp_config.model_dtype=fp32
-  actor_rollout_ref.ref.fsdp_config.model_dtype=fp32
-  '++actor_rollout_ref.actor.fsdp_config.mixed_precision={param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}'
-  '++actor_rollout_ref.ref.fsdp_config.mixed_precision={param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}'
-  actor_rollout_ref.ref.fsdp_config.param_offload=False
-  actor_rollout_ref.model.use_remove_padding=False
-  actor_rollout_ref.model.enable_gradient_checkpointing=False
-  ++actor_rollout_ref.model.override_config.attn_implementation=sdpa
-  actor_rollout_ref.actor.use_dynamic_bsz=False
-  actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8
-  actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8
-  actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8
-  actor_rollout_ref.rollout.name=hf
-  actor_rollout_ref.rollout.tensor_model_parallel_size=1
-  actor_rollout_ref.rollout.agent.num_workers=1
-  actor_rollout_ref.rollout.calculate_log_probs=True
-  reward.num_workers=1
-  data.dataloader_num_workers=0
-  trainer.device=cpu
-  trainer.nnodes=1
-  trainer.n_gpus_per_node=1
-  transfer_queue.backend.SimpleStorage.num_data_storage_units=1
-  ray_kwargs.ray_init.num_cpus=32
-  ++ray_kwargs.ray_init.num_gpus=1
-  ++ray_kwargs.ray_init.runtime_env.worker_process_setup_hook=revisual_verl.cpu.process_group.init_gloo_process_group
-)
 
 rv_check_settings

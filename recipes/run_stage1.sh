@@ -55,17 +55,9 @@ SFT_ARGS=(
 export VERL_ENGINE_VENDOR=${VERL_ENGINE_VENDOR:-revisual}
 
 if rv_is_cpu; then
-  # verl's SFT trainer on a gloo group (revisual_verl/cpu/sft.py), one process; fp32, sdpa.
-  SFT_ARGS+=(
-    engine.strategy=fsdp2
-    engine.model_dtype=fp32
-    '++engine.mixed_precision={param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}'
-    model.use_remove_padding=False
-    model.enable_gradient_checkpointing=False
-    ++model.override_config.attn_implementation=sdpa
-    data.num_workers=0
-    trainer.device=cpu
-  )
+  # verl's SFT trainer on a gloo group (revisual_verl/cpu/sft.py), one process; its settings (fp32,
+  # sdpa) are the config group revisual_verl/config/sft_device/cpu.yaml.
+  SFT_ARGS+=(sft_device=cpu)
   VERL_FILE_LOGGER_PATH=$(rv_metrics_file "$STAGE_DIR")
   export VERL_FILE_LOGGER_PATH
   [[ "$SFT_LAUNCHER" == torchrun ]] || rv_die "DEVICE=cpu runs stage 1 with torchrun, not SFT_LAUNCHER=$SFT_LAUNCHER"

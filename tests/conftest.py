@@ -44,3 +44,11 @@ def tiny_qwen2_vl_processor(tiny_tokenizer):
     from helpers.tiny_models import build_tiny_qwen2_vl_processor
 
     return build_tiny_qwen2_vl_processor(tiny_tokenizer)
+
+
+@pytest.fixture
+def plugin_config():
+    """Composes one of the plugin's configs: ``plugin_config("stage3_text_rl", ["device=cpu"])`` (tests/helpers)."""
+    from helpers.plugin_config import compose_plugin_config
+
+    return compose_plugin_config

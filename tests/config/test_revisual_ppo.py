@@ -1,7 +1,7 @@
 """revisual_ppo.yaml: verl's ppo_trainer plus the plugin's keys, composed against the installed verl."""
 
 import pytest
-from hydra import compose, initialize_config_module
+from helpers.plugin_config import compose_plugin_config
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
@@ -17,11 +17,6 @@ SMALL_RUN = [
 ]
 
 
-def compose_plugin_config(overrides=()):
-    with initialize_config_module(config_module="revisual_verl.config", version_base=None):
-        return compose(config_name="revisual_ppo", overrides=list(overrides))
-
-
 def test_yaml_defaults_equal_dataclass_defaults():
     cfg = compose_plugin_config()
     assert PadConfig.from_algorithm(cfg.algorithm) == PadConfig()
@@ -34,9 +29,8 @@ def test_overrides_compose_without_plus_and_validate_in_verl():
     from verl.trainer.main_ppo import validate_config
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
 
-    cfg = compose_plugin_config(
-        SMALL_RUN + ["algorithm.pad.tau_end=0.2", "algorithm.pad.t_high=0.97", "algorithm.pad.replacement=true"]
-    )
+    pad_keys = ["algorithm.pad.tau_end=0.2", "algorithm.pad.t_high=0.97", "algorithm.pad.replacement=true"]
+    cfg = compose_plugin_config(overrides=SMALL_RUN + pad_keys)
     pad = PadConfig.from_algorithm(cfg.algorithm)
     assert (pad.tau_end, pad.t_high, pad.replacement) == (0.2, 0.97, True)
     validate_config(cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
@@ -44,13 +38,13 @@ def test_overrides_compose_without_plus_and_validate_in_verl():
 
 def test_misspelt_key_is_refused_by_hydra():
     with pytest.raises(ConfigCompositionException):
-        compose_plugin_config(["algorithm.pad.tua_end=0.2"])
+        compose_plugin_config(overrides=["algorithm.pad.tua_end=0.2"])
 
 
 def test_reward_settings_compose_without_plus_and_follow_the_response_length():
     from revisual_verl.reward.settings import RewardSettings
 
-    cfg = compose_plugin_config(["data.max_response_length=4096", "reward.reward_kwargs.timeout_s=3"])
+    cfg = compose_plugin_config(overrides=["data.max_response_length=4096", "reward.reward_kwargs.timeout_s=3"])
     assert cfg.reward.reward_manager.name == "revisual"
     kwargs = OmegaConf.to_container(cfg.reward.reward_kwargs, resolve=True)
     assert kwargs["length_budget"] == 4096 and kwargs["timeout_s"] == 3

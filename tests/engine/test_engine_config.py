@@ -2,7 +2,7 @@
 the stage configs into it, and the driver-side checks of revisual_verl.engine.settings."""
 
 import pytest
-from hydra import compose, initialize_config_module
+from helpers.plugin_config import compose_plugin_config
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from verl.utils.config import omega_conf_to_dataclass
@@ -17,11 +17,6 @@ from revisual_verl.engine.config import (
 from revisual_verl.engine.entropy_schedule import EntropySchedule
 from revisual_verl.engine.settings import check_sft_config, check_trainer_config
 from revisual_verl.engine.vision_freeze import DEFAULT_VISION_PREFIXES
-
-
-def compose_stage(name, overrides=()):
-    with initialize_config_module(config_module="revisual_verl.config", version_base=None):
-        return compose(config_name=name, overrides=list(overrides))
 
 
 def test_verls_plain_engine_config_means_verl_behaviour():
@@ -71,7 +66,7 @@ def test_bad_engine_values_name_their_key():
 
 
 def test_verls_conversion_of_the_stage3_section_builds_the_engine_config():
-    config = compose_stage("stage3_text_rl", ["actor_rollout_ref.actor.fsdp_config.entropy.warmup_updates=7"])
+    config = compose_plugin_config("stage3_text_rl", ["actor_rollout_ref.actor.fsdp_config.entropy.warmup_updates=7"])
     section = OmegaConf.create(OmegaConf.to_container(config.actor_rollout_ref.actor.fsdp_config, resolve=True))
     engine_config = omega_conf_to_dataclass(section)
     assert type(engine_config) is RevisualFSDPEngineConfig
@@ -88,34 +83,35 @@ def test_verls_conversion_of_the_stage3_section_builds_the_engine_config():
 
 def test_the_freeze_flag_is_one_key():
     # Stage 2 does not freeze; verl's key alone turns the engine's freezing on.
-    config = compose_stage("stage2_multimodal_rl", ["actor_rollout_ref.actor.freeze_vision_tower=true"])
+    config = compose_plugin_config("stage2_multimodal_rl", ["actor_rollout_ref.actor.freeze_vision_tower=true"])
     assert check_trainer_config(config).freeze_vision_tower
     # Setting the engine's copy apart from verl's key is refused.
-    config = compose_stage("stage3_text_rl", ["actor_rollout_ref.actor.fsdp_config.freeze_vision_tower=false"])
+    config = compose_plugin_config("stage3_text_rl", ["actor_rollout_ref.actor.fsdp_config.freeze_vision_tower=false"])
     with pytest.raises(ValueError, match="set only actor_rollout_ref.actor.freeze_vision_tower"):
         check_trainer_config(config)
 
 
 def test_a_misspelt_engine_key_does_not_compose():
     with pytest.raises(ConfigCompositionException, match="entropy.warmup"):
-        compose_stage("stage3_text_rl", ["actor_rollout_ref.actor.fsdp_config.entropy.warmup=20"])
+        compose_plugin_config("stage3_text_rl", ["actor_rollout_ref.actor.fsdp_config.entropy.warmup=20"])
     with pytest.raises(ConfigCompositionException, match="entropy.beta_0"):
-        compose_stage("stage3_text_rl", ["actor_rollout_ref.actor.fsdp_config.entropy.beta_0=0.1"])
+        compose_plugin_config("stage3_text_rl", ["actor_rollout_ref.actor.fsdp_config.entropy.beta_0=0.1"])
 
 
 def test_startup_check_refuses_settings_the_workers_would_ignore():
     # verl's engine config with verl's freeze key: nothing would freeze.
-    config = compose_stage("revisual_ppo", ["actor_rollout_ref.actor.freeze_vision_tower=true"])
+    config = compose_plugin_config("revisual_ppo", ["actor_rollout_ref.actor.freeze_vision_tower=true"])
     with pytest.raises(ValueError, match="verl ignores the key"):
         check_trainer_config(config)
     # The revisual engine settings without the vendor: the workers would build verl's engine.
-    config = compose_stage("stage3_text_rl", ["ray_kwargs.ray_init.runtime_env.env_vars.VERL_ENGINE_VENDOR=other"])
+    other_vendor = "ray_kwargs.ray_init.runtime_env.env_vars.VERL_ENGINE_VENDOR=other"
+    config = compose_plugin_config("stage3_text_rl", [other_vendor])
     with pytest.raises(ValueError, match="VERL_ENGINE_VENDOR='other'"):
         check_trainer_config(config)
 
 
 def test_sft_config_needs_the_vendor_in_the_launchers_environment():
-    config = compose_stage("stage1_coldstart_sft")
+    config = compose_plugin_config("stage1_coldstart_sft")
     assert check_sft_config(config, {"VERL_ENGINE_VENDOR": "revisual"}) == EngineSettings()
     with pytest.raises(ValueError, match="VERL_ENGINE_VENDOR=None"):
         check_sft_config(config, {})

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
+from helpers.plugin_config import compose_plugin_config
 from verl.utils import tensordict_utils as tu
 
 TRANSFER_QUEUE = ["transfer_queue.enable=true", "transfer_queue.backend.SimpleStorage.num_data_storage_units=1"]
@@ -15,8 +15,7 @@ def transfer_queue(ray_local):
     """verl's TransferQueue on the local Ray instance, with one storage unit (what the v1 trainer reads)."""
     import transfer_queue as tq
 
-    with initialize_config_module(config_module="revisual_verl.config", version_base=None):
-        config = compose(config_name="revisual_ppo", overrides=TRANSFER_QUEUE)
+    config = compose_plugin_config(overrides=TRANSFER_QUEUE)
     tq.init(config.transfer_queue)
     yield tq
     tq.close()

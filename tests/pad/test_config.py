@@ -1,6 +1,7 @@
 """algorithm.pad settings: defaults and validation with messages that name the key."""
 
 import pytest
+from helpers.plugin_config import compose_plugin_config
 from omegaconf import OmegaConf
 
 from revisual_verl.pad.config import PadConfig, check_loss_agg_mode
@@ -54,15 +55,13 @@ def test_token_loss_modes_are_accepted(mode):
 
 
 def test_compact_is_declared_with_the_pad_keys_and_composes_without_plus():
-    from hydra import compose, initialize_config_module
 
     assert PadConfig().compact is True
     assert PadConfig.from_mapping({"compact": "false"}).compact is False
     with pytest.raises(ValueError, match=r"algorithm\.pad\.compact"):
         PadConfig.from_mapping({"compact": "sometimes"})
-    with initialize_config_module(config_module="revisual_verl.config", version_base=None):
-        default = compose(config_name="revisual_ppo")
-        masked = compose(config_name="revisual_ppo", overrides=["algorithm.pad.compact=false"])
+    default = compose_plugin_config()
+    masked = compose_plugin_config(overrides=["algorithm.pad.compact=false"])
     assert default.algorithm.pad.compact is True
     assert PadConfig.from_algorithm(default.algorithm).compact is True
     assert PadConfig.from_algorithm(masked.algorithm).compact is False

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
+from helpers.plugin_config import compose_plugin_config
 from verl.utils import tensordict_utils as tu
 
 from revisual_verl.pad.distill import COPY_MARK, copy_key, distilled_rows
@@ -31,8 +31,7 @@ BASE = [
 
 
 def compose_config(extra=()):
-    with initialize_config_module(config_module="revisual_verl.config", version_base=None):
-        return compose(config_name="revisual_ppo", overrides=BASE + list(extra))
+    return compose_plugin_config(overrides=BASE + list(extra))
 
 
 def put_step(tq, step_name, scores_per_group, seed=0):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
+from helpers.plugin_config import compose_plugin_config
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
 from verl.trainer.ppo.v1.trainer_base import get_trainer_cls
 from verl.utils import tensordict_utils as tu
@@ -62,8 +62,7 @@ DISTILLED = {
 
 
 def compose_config(extra=()):
-    with initialize_config_module(config_module="revisual_verl.config", version_base=None):
-        return compose(config_name="revisual_ppo", overrides=BASE + list(extra))
+    return compose_plugin_config(overrides=BASE + list(extra))
 
 
 def make_rollout():

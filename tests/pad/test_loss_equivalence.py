@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
+from helpers.plugin_config import compose_plugin_config
 from tensordict import TensorDict
 from transformers import Qwen2Config, Qwen2ForCausalLM
 from verl import DataProto
@@ -26,8 +26,7 @@ def actor_config():
         "actor_rollout_ref.actor.ppo_mini_batch_size=4",
         "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=16",
     ]
-    with initialize_config_module(config_module="revisual_verl.config", version_base=None):
-        cfg = compose(config_name="revisual_ppo", overrides=overrides)
+    cfg = compose_plugin_config(overrides=overrides)
     return cfg, omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)
 
 
@@ -79,8 +78,7 @@ def pad_selection(rollout, rho, *extra):
 
 
 def compose_algorithm(rho, *extra):
-    with initialize_config_module(config_module="revisual_verl.config", version_base=None):
-        return compose(config_name="revisual_ppo", overrides=[f"algorithm.pad.rho={rho}", *extra])
+    return compose_plugin_config(overrides=[f"algorithm.pad.rho={rho}", *extra])
 
 
 def verl_actor_loss(model, config, rollout, rows, advantages, response_mask, loss_mask):

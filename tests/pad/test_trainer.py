@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
+from helpers.plugin_config import compose_plugin_config
 from tensordict import TensorDict
 from verl import DataProto
 from verl.trainer.ppo.ray_trainer import compute_advantage
@@ -30,8 +30,7 @@ BASE = [
 
 
 def compose_config(extra=()):
-    with initialize_config_module(config_module="revisual_verl.config", version_base=None):
-        return compose(config_name="revisual_ppo", overrides=BASE + list(extra))
+    return compose_plugin_config(overrides=BASE + list(extra))
 
 
 class RecordingActorGroup:
@@ -247,8 +246,7 @@ def test_legacy_trainer_path_masks_the_loss_through_verls_conversion():
         ),
         non_tensor_batch={"uid": np.array(["a"] * 4 + ["b"] * 4, dtype=object)},
     )
-    with initialize_config_module(config_module="revisual_verl.config", version_base=None):
-        cfg = compose(config_name="revisual_ppo", overrides=BASE)
+    cfg = compose_plugin_config(overrides=BASE)
     set_progress(0, 1)
     data = compute_advantage(data, adv_estimator="pad", config=cfg.algorithm)
     pop_latest_result()

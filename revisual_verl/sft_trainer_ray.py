@@ -5,6 +5,11 @@ verl's ``verl.trainer.sft_trainer_ray`` calls a bare ``ray.init()``, so its work
 This entry point runs the same trainer (verl's ``SFTTrainer`` of that module) after ``ray.init`` with
 the vendor in the job's runtime environment, which Ray hands to every worker of the job, also when
 the driver attaches to an existing cluster (``RAY_ADDRESS`` or ``ray start`` on this node).
+
+With ``trainer.device=cpu`` (the CPU mode, docs/cpu.md) the same runtime environment also carries what
+a CPU worker needs: verl's ``VERL_PLATFORM=cpu`` and the Ray start-up hook that opens the worker's gloo
+process group (``revisual_verl.cpu.process_group``); the driver selects the CPU platform itself before
+verl resolves it. Nothing has to be exported by the user, on any node.
 """
 
 import os
@@ -13,10 +18,34 @@ import hydra
 
 from revisual_verl.engine.settings import ENGINE_VENDOR, VENDOR_ENV, check_sft_config
 
+PLATFORM_ENV = "VERL_PLATFORM"
+CPU_DEVICE = "cpu"
+CPU_SETUP_HOOK = "revisual_verl.cpu.process_group.init_gloo_process_group"
 
-def ray_runtime_env() -> dict:
-    """The job's runtime environment: the engine vendor (verl reads it in each worker)."""
-    return {"env_vars": {VENDOR_ENV: os.environ.get(VENDOR_ENV, ENGINE_VENDOR)}}
+
+def ray_runtime_env(device: str | None = None) -> dict:
+    """The job's runtime environment: the engine vendor (verl reads it in each worker), and for
+    ``device == "cpu"`` the CPU platform and the gloo start-up hook."""
+    runtime_env = {"env_vars": {VENDOR_ENV: os.environ.get(VENDOR_ENV, ENGINE_VENDOR)}}
+    if device == CPU_DEVICE:
+        runtime_env["env_vars"][PLATFORM_ENV] = CPU_DEVICE
+        runtime_env["worker_process_setup_hook"] = CPU_SETUP_HOOK
+    return runtime_env
+
+
+def select_cpu_platform() -> None:
+    """Make verl resolve the CPU platform in this process (the driver).
+
+    verl resolves its platform once, on first use (``verl.plugin.platform.get_platform``); without a
+    GPU it falls back to ``cuda``, and ``auto_set_device`` would then turn ``trainer.device=cpu`` into
+    ``cuda`` and the worker placement groups would ask Ray for GPUs.
+    """
+    os.environ[PLATFORM_ENV] = CPU_DEVICE
+    from verl.plugin.platform import get_platform
+
+    resolved = get_platform().device_name
+    if resolved != CPU_DEVICE:
+        raise RuntimeError(f"trainer.device=cpu but verl resolved the {resolved!r} platform in this process already")
 
 
 def run_sft(config) -> None:
@@ -26,12 +55,14 @@ def run_sft(config) -> None:
     os.environ.setdefault(VENDOR_ENV, ENGINE_VENDOR)
     check_sft_config(config)
     if not ray.is_initialized():
-        ray.init(runtime_env=ray_runtime_env())
+        ray.init(runtime_env=ray_runtime_env(config.trainer.device))
     SFTTrainer(config=config).fit()
 
 
 @hydra.main(config_path="config", config_name="stage1_coldstart_sft", version_base=None)
 def main(config) -> None:
+    if config.trainer.device == CPU_DEVICE:
+        select_cpu_platform()
     from verl.utils.device import auto_set_device
 
     auto_set_device(config)

@@ -55,12 +55,12 @@ SFT_ARGS=(
 export VERL_ENGINE_VENDOR=${VERL_ENGINE_VENDOR:-revisual}
 
 if rv_is_cpu; then
-  # verl's SFT trainer on a gloo group (revisual_verl/cpu/sft.py), one process; its settings (fp32,
-  # sdpa) are the config group revisual_verl/config/sft_device/cpu.yaml.
+  # verl's SFT trainer on a gloo group: one torchrun process (revisual_verl/cpu/sft.py), or with
+  # SFT_LAUNCHER=ray on a Ray cluster (revisual_verl.sft_trainer_ray hands its workers the cpu platform);
+  # its settings (fp32, sdpa) are the config group revisual_verl/config/sft_device/cpu.yaml.
   SFT_ARGS+=(sft_device=cpu)
   VERL_FILE_LOGGER_PATH=$(rv_metrics_file "$STAGE_DIR")
   export VERL_FILE_LOGGER_PATH
-  [[ "$SFT_LAUNCHER" == torchrun ]] || rv_die "DEVICE=cpu runs stage 1 with torchrun, not SFT_LAUNCHER=$SFT_LAUNCHER"
 fi
 
 case "$SFT_LAUNCHER" in

@@ -8,13 +8,21 @@ need no ``+``. ``--config-name=stage2_multimodal_rl`` / ``stage3_text_rl`` pick 
 import hydra
 from verl.trainer import main_ppo as verl_main_ppo
 
+from revisual_verl.config import register_search_path
+from revisual_verl.cpu.driver import CPU_DEVICE, select_cpu_platform
 from revisual_verl.engine.settings import check_trainer_config
 from revisual_verl.pad.config import PadConfig, check_loss_agg_mode
 from revisual_verl.pad.estimator import PAD_ESTIMATOR
 
+# Before Hydra builds its search path: the stage configs extend verl's (revisual_verl/config/__init__.py).
+register_search_path()
+
 
 @hydra.main(config_path="config", config_name="revisual_ppo", version_base=None)
 def main(config):
+    if config.trainer.device == CPU_DEVICE:
+        # The CPU mode (device=cpu): verl must resolve the cpu platform in this process too, not cuda.
+        select_cpu_platform()
     # Before Ray starts: verl itself would silently ignore actor.freeze_vision_tower, and a bad engine
     # or PAD setting would otherwise surface only inside the workers, after the cluster is up.
     settings = check_trainer_config(config)

@@ -12,7 +12,11 @@ import os
 
 import hydra
 
+from revisual_verl.config import register_search_path
 from revisual_verl.engine.settings import ENGINE_VENDOR, VENDOR_ENV, check_sft_config
+
+# Before Hydra builds its search path: the stage configs extend verl's (revisual_verl/config/__init__.py).
+register_search_path()
 
 
 @hydra.main(config_path="config", config_name="stage1_coldstart_sft", version_base=None)

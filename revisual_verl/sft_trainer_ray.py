@@ -16,11 +16,9 @@ import os
 
 import hydra
 
+from revisual_verl.config import register_search_path
+from revisual_verl.cpu.driver import CPU_DEVICE, CPU_SETUP_HOOK, PLATFORM_ENV, select_cpu_platform
 from revisual_verl.engine.settings import ENGINE_VENDOR, VENDOR_ENV, check_sft_config
-
-PLATFORM_ENV = "VERL_PLATFORM"
-CPU_DEVICE = "cpu"
-CPU_SETUP_HOOK = "revisual_verl.cpu.process_group.init_gloo_process_group"
 
 
 def ray_runtime_env(device: str | None = None) -> dict:
@@ -33,21 +31,6 @@ def ray_runtime_env(device: str | None = None) -> dict:
     return runtime_env
 
 
-def select_cpu_platform() -> None:
-    """Make verl resolve the CPU platform in this process (the driver).
-
-    verl resolves its platform once, on first use (``verl.plugin.platform.get_platform``); without a
-    GPU it falls back to ``cuda``, and ``auto_set_device`` would then turn ``trainer.device=cpu`` into
-    ``cuda`` and the worker placement groups would ask Ray for GPUs.
-    """
-    os.environ[PLATFORM_ENV] = CPU_DEVICE
-    from verl.plugin.platform import get_platform
-
-    resolved = get_platform().device_name
-    if resolved != CPU_DEVICE:
-        raise RuntimeError(f"trainer.device=cpu but verl resolved the {resolved!r} platform in this process already")
-
-
 def run_sft(config) -> None:
     import ray
     from verl.trainer.sft_trainer_ray import SFTTrainer
@@ -57,6 +40,10 @@ def run_sft(config) -> None:
     if not ray.is_initialized():
         ray.init(runtime_env=ray_runtime_env(config.trainer.device))
     SFTTrainer(config=config).fit()
+
+
+# Before Hydra builds its search path: the stage configs extend verl's (revisual_verl/config/__init__.py).
+register_search_path()
 
 
 @hydra.main(config_path="config", config_name="stage1_coldstart_sft", version_base=None)

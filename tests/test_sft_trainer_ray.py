@@ -216,8 +216,8 @@ def tiny_stage1_inputs(tmp_path):
 
 def stage1_cpu_overrides(model: Path, train_file: Path, checkpoints: Path) -> list[str]:
     """The stage-1 config (revisual_verl/config/stage1_coldstart_sft.yaml) cut to two 2-sequence steps on one CPU
-    worker: the CPU settings of recipes/run_stage1.sh (fp32, sdpa, no remove-padding, FSDP2) and trainer.device=cpu,
-    from which the entry point derives everything a CPU worker needs."""
+    worker, with the CPU mode's config group (sft_device=cpu: fp32, sdpa, no remove-padding, FSDP2,
+    trainer.device=cpu), from which the entry point derives everything a CPU worker needs."""
     return [
         f"data.train_files={train_file}",
         "data.val_files=null",
@@ -225,13 +225,7 @@ def stage1_cpu_overrides(model: Path, train_file: Path, checkpoints: Path) -> li
         "data.micro_batch_size_per_gpu=2",
         "data.train_batch_size=2",
         f"model.path={model}",
-        "engine.strategy=fsdp2",
-        "engine.model_dtype=fp32",
-        "++engine.mixed_precision={param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}",
-        "model.use_remove_padding=False",
-        "model.enable_gradient_checkpointing=False",
-        "++model.override_config.attn_implementation=sdpa",
-        "trainer.device=cpu",
+        "sft_device=cpu",
         "trainer.nnodes=1",
         "trainer.n_gpus_per_node=1",
         "trainer.total_epochs=1",

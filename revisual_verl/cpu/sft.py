@@ -11,6 +11,11 @@ point takes the plugin's stage-1 config (``config/stage1_coldstart_sft.yaml``, v
 
 import hydra
 
+from revisual_verl.config import register_search_path
+
+# Before Hydra builds its search path: the stage configs extend verl's (revisual_verl/config/__init__.py).
+register_search_path()
+
 
 @hydra.main(config_path="pkg://revisual_verl.config", config_name="stage1_coldstart_sft", version_base=None)
 def main(config) -> None:

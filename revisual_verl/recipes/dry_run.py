@@ -23,6 +23,10 @@ def compose(command: TrainCommand):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
 
+    from revisual_verl.config import register_search_path
+
+    register_search_path()
+
     with initialize_config_module(config_module=command.config_module, version_base=None):
         return hydra_compose(config_name=command.config_name, overrides=list(command.overrides))
 

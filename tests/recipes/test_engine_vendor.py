@@ -27,3 +27,15 @@ def test_rl_stages_name_their_stage_config(stage_call, stage, config):
     call = stage_call(stage)
     command = parse_command(call["argv"])
     assert command.module == "revisual_verl.main_ppo" and command.config_name == config
+
+
+def test_the_cpu_mode_is_a_config_group_choice_for_every_launcher(stage_call):
+    on_ray = stage_call(1, SFT_LAUNCHER="ray", DEVICE="cpu")
+    assert fake_verl.module_of(on_ray) == "revisual_verl.sft_trainer_ray"
+    assert "sft_device=cpu" in parse_command(on_ray["argv"]).overrides
+    assert "sft_device=cpu" in parse_command(stage_call(1, DEVICE="cpu")["argv"]).overrides
+    for stage in (2, 3):
+        overrides = parse_command(stage_call(stage, DEVICE="cpu")["argv"]).overrides
+        assert "device=cpu" in overrides
+        assert not any(o.startswith(("actor_rollout_ref.actor.strategy", "++actor_rollout_ref")) for o in overrides)
+    assert "device=cpu" not in parse_command(stage_call(2)["argv"]).overrides

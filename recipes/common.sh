@@ -88,6 +88,7 @@ rv_check_settings() {
   if rv_is_cpu; then
     ((NNODES == 1 && GPUS_PER_NODE == 1)) || rv_die "DEVICE=cpu runs one worker on one node: NNODES and GPUS_PER_NODE must be 1"
     [[ "$ROLLOUT_ENGINE" == hf ]] || rv_die "DEVICE=cpu generates with the hf rollout; ROLLOUT_ENGINE=$ROLLOUT_ENGINE needs GPUs"
+    [[ "$ROLLOUT_TP" == 1 ]] || rv_die "DEVICE=cpu runs the hf rollout in one process: ROLLOUT_TP must be 1, got '$ROLLOUT_TP'"
   fi
   rv_require_int NNODES "$NNODES"
   rv_require_int GPUS_PER_NODE "$GPUS_PER_NODE"

@@ -29,7 +29,9 @@ def test_ignored_freeze_key_fails_before_ray_starts():
 
 
 def test_stage_configs_compose_engine_keys_without_plus():
-    out = run_main("--config-name=stage3_text_rl", "--cfg", "job", "actor_rollout_ref.actor.fsdp_config.entropy.decay=0.9")
+    out = run_main(
+        "--config-name=stage3_text_rl", "--cfg", "job", "actor_rollout_ref.actor.fsdp_config.entropy.decay=0.9"
+    )
     assert out.returncode == 0, out.stderr
     assert "_target_: revisual_verl.engine.config.RevisualFSDPEngineConfig" in out.stdout
     assert "decay: 0.9" in out.stdout and "schedule: exponential" in out.stdout

@@ -59,6 +59,23 @@ def test_the_cpu_runtime_env_also_carries_the_platform_and_the_gloo_hook(monkeyp
     }
 
 
+def test_run_sft_starts_ray_with_the_runtime_env_of_its_device(monkeypatch):
+    import ray
+    import verl.trainer.sft_trainer_ray as verl_sft_ray
+    from omegaconf import OmegaConf
+
+    calls = []
+    monkeypatch.delenv("VERL_ENGINE_VENDOR", raising=False)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs["runtime_env"]))
+    monkeypatch.setattr(verl_sft_ray, "SFTTrainer", lambda config: type("Fit", (), {"fit": lambda self: None})())
+    monkeypatch.setattr(sft_trainer_ray, "check_sft_config", lambda config: None)
+    for device in ("cuda", "cpu"):
+        sft_trainer_ray.run_sft(OmegaConf.create({"trainer": {"device": device}}))
+    assert calls == [sft_trainer_ray.ray_runtime_env("cuda"), sft_trainer_ray.ray_runtime_env("cpu")]
+    assert "worker_process_setup_hook" not in calls[0] and calls[1]["env_vars"]["VERL_PLATFORM"] == "cpu"
+
+
 WORKER_SEES = """
 import os, ray
 from revisual_verl import sft_trainer_ray

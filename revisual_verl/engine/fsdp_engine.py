@@ -2,7 +2,8 @@
 
 Selected through verl's engine registry (vendor ``revisual``, see :mod:`registration`), configured by
 its engine config (:class:`revisual_verl.engine.config.RevisualFSDPEngineConfig`, verl config keys that
-verl's own conversion hands to every worker). Each worker logs the settings it applied. Three hooks of ``FSDPEngine`` are extended:
+verl's own conversion hands to every worker). Each worker logs the settings it applied. Three hooks of
+``FSDPEngine`` are extended:
 
 - ``_build_fsdp_module``: on the CPU platform a forward-only FSDP2 module is wrapped without verl's
   pinned CPU offload (no driver to pin with). Every model it builds (actor, reference, SFT model) gets

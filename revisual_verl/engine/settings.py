@@ -69,7 +69,8 @@ def check_trainer_config(config: Any) -> EngineSettings:
     if verl_freeze and not revisual:
         raise ValueError(
             f"{ACTOR_FREEZE_KEY}=True but {ACTOR_ENGINE_KEY}._target_ is {section.get('_target_')!r}: verl ignores "
-            f"the key, so the tower would train. Use a revisual stage config (its engine section is {ENGINE_CONFIG_TARGET})"
+            "the key, so the tower would train. Use a revisual stage config "
+            f"(its engine section is {ENGINE_CONFIG_TARGET})"
         )
     if revisual and settings.freeze_vision_tower != verl_freeze:
         raise ValueError(

@@ -19,7 +19,9 @@ from verl.utils.groupwise import as_torch_index, group_mean_std
 def group_ids(index: Sequence | np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
     """Dense group ids 0..G-1 for a GRPO ``uid`` array (any hashable values), as verl numbers them."""
     # An explicit device: verl's default would pick CUDA whenever it is present, wherever the scores are.
-    return as_torch_index(index, device=device)
+    ids = as_torch_index(index, device=device)
+    # verl passes integer and numeric-string labels through as they are ("-1", "10**9"): made dense here.
+    return torch.unique(ids, return_inverse=True)[1] if ids.numel() else ids
 
 
 def grpo_scalar_advantage(

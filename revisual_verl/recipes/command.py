@@ -89,5 +89,7 @@ def parse_command(argv: Sequence[str]) -> TrainCommand:
     flags = [arg for arg in overrides if arg.startswith("-")]
     if flags:
         # --config-path, --cfg, -m (multirun) and friends change what Hydra does, not the config.
-        raise CommandError(f"Hydra command-line flags other than {CONFIG_NAME_FLAG} are not supported in a dry run: {' '.join(flags)}")
+        raise CommandError(
+            f"Hydra command-line flags other than {CONFIG_NAME_FLAG} are not supported in a dry run: {' '.join(flags)}"
+        )
     return TrainCommand(argv=argv, module=module, overrides=tuple(overrides), config_name_flag=config_name)

@@ -40,7 +40,9 @@ def check_merged_model(path: str) -> str:
         raise MergedModelError(f"{path}: the tokenizer does not load ({type(error).__name__}: {error})") from error
     # Without its files transformers 5 builds an empty tokenizer instead of failing.
     if len(tokenizer) < 2:
-        raise MergedModelError(f"{path}: the tokenizer has no vocabulary ({len(tokenizer)} token(s)); tokenizer files missing?")
+        raise MergedModelError(
+            f"{path}: the tokenizer has no vocabulary ({len(tokenizer)} token(s)); tokenizer files missing?"
+        )
     parts = [type(config).__name__, type(tokenizer).__name__]
     if is_vision_language(config):
         try:

@@ -14,8 +14,8 @@ from functools import lru_cache
 # Only rewrites that math-verify's own LaTeX normalisation makes (latex2sympy2_extended's normalize_latex), so
 # two answers equal after them are equal to math-verify too, even where its parser fails and it compares the
 # normalised text: \left( -> (, \right] -> ], \dfrac/\tfrac/\cfrac -> \frac, \! and the spaces after it
-# removed, \displaystyle and empty \text{} removed. Other spacing is kept: math-verify reads "32, 349" as a set but "32,349" as a
-# number, and compares "20 \%" and "20\%" as different strings.
+# removed, \displaystyle and empty \text{} removed. Other spacing is kept: math-verify reads "32, 349" as a
+# set but "32,349" as a number, and compares "20 \%" and "20\%" as different strings.
 _LEFT_RIGHT = re.compile(r"\\left(?=[(\[{|]|\\[{|])|\\right(?=[)\]}|]|\\[}|])")
 _FRAC_ALIAS = re.compile(r"\\[dtc]frac")
 _REMOVED = re.compile(r"\\!\s*|\\displaystyle|\\text\s*\{\s*\}")

@@ -46,6 +46,8 @@ def test_gpu_is_the_default_and_leaves_the_stage_as_written(plugin_config):
     assert stage2.actor_rollout_ref.ref.fsdp_config.param_offload is True
     assert OmegaConf.select(stage2, "ray_kwargs.ray_init.runtime_env.worker_process_setup_hook") is None
     assert stage2 == plugin_config("stage2_multimodal_rl", ["device=gpu"])
+    for group in ("device", "sft_device"):
+        assert yaml.safe_load((CONFIG_DIR / group / "gpu.yaml").read_text()) is None  # comments only
 
 
 def test_the_stage_settings_outside_the_overlay_stay(plugin_config):

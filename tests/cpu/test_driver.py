@@ -7,7 +7,9 @@ import sys
 
 def run(code: str, **env) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k != "VERL_PLATFORM"}
-    return subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_a_fresh_driver_resolves_the_cpu_platform():

@@ -40,6 +40,13 @@ def test_group_ids_are_dense_and_keep_groups_apart():
     assert ids[0] == ids[2] and ids[1] == ids[4] and len({ids[0], ids[1], ids[3]}) == 3
 
 
+def test_numeric_labels_become_dense_ids():
+    ids = group_ids(np.array(["-1", "1000000000", "-1", "7"], dtype=object))
+    assert ids.tolist() == [0, 2, 0, 1]
+    adv = grpo_scalar_advantage(torch.tensor([1.0, 0.2, 0.0, 0.5]), ids)
+    assert adv[0] > 0 > adv[2]
+
+
 def test_uuid_groups_and_an_empty_batch():
     # verl's uids are uuid4 strings; a step whose rows were all dropped has none.
     import uuid

@@ -152,7 +152,12 @@ def test_each_stage_default_config_passes_with_the_sample_data(capsys, stage_arg
         (2, ["algorithm.pad.rho=-1"], 1, "algorithm.pad.rho=-1.0: must be a finite number > 0"),
         (3, ["actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean"], 1, "loss_agg_mode='seq-mean-token-mean'"),
         (2, ["reward.reward_manager.name=nope"], 1, "reward.reward_manager.name='nope' is not in verl's reward-loop"),
-        (2, ["++reward.reward_kwargs.lenght=3"], 1, "reward.reward_kwargs.lenght is not a setting of reward.reward_kwargs"),
+        (
+            2,
+            ["++reward.reward_kwargs.lenght=3"],
+            1,
+            "reward.reward_kwargs.lenght is not a setting of reward.reward_kwargs",
+        ),
         (3, ["trainer.v1.trainer_mode=nope"], 1, "trainer.v1.trainer_mode='nope' is not registered"),
         (2, ["data.custom_cls.name=Nope"], 1, "data.custom_cls (dataset class): AttributeError"),
         (2, ["trainer.n_gpus_per_node=3"], 1, "3 GPUs (trainer.nnodes x trainer.n_gpus_per_node) do not split"),

@@ -39,3 +39,26 @@ def test_the_cpu_mode_is_a_config_group_choice_for_every_launcher(stage_call):
         assert "device=cpu" in overrides
         assert not any(o.startswith(("actor_rollout_ref.actor.strategy", "++actor_rollout_ref")) for o in overrides)
     assert "device=cpu" not in parse_command(stage_call(2)["argv"]).overrides
+
+
+def test_the_cpu_mode_refuses_a_rollout_split_over_processes(tmp_path, sample_data):
+    # The device group sets tensor_model_parallel_size 1, but the recipe's own arguments come after it.
+    import subprocess
+    from pathlib import Path
+
+    recipes = Path(__file__).resolve().parents[2] / "recipes"
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.jsonl"
+    fake_verl.install(bin_dir)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    settings = {"MODEL_PATH": str(tmp_path / "model"), "DATA_DIR": str(sample_data), "DEVICE": "cpu", "ROLLOUT_TP": "2"}
+    result = subprocess.run(
+        ["bash", str(recipes / "run_stage2.sh")],
+        env=fake_verl.env_for(tmp_path, bin_dir, log, OUTPUT_DIR=str(tmp_path / "out"), **settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0 and "ROLLOUT_TP must be 1" in result.stderr
+    assert not log.exists() or not [c for c in fake_verl.read_log(log) if fake_verl.module_of(c)]

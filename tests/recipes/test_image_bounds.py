@@ -41,5 +41,7 @@ def test_a_large_image_is_resized_under_the_prompt_budget_instead_of_dropped():
 
 def test_a_small_image_is_enlarged_to_the_lower_bound():
     processor = build_tiny_qwen2_vl_processor(min_pixels=56 * 56, max_pixels=12_845_056)
-    _, pixels = image_tokens(processor, Image.new("RGB", (200, 150)), {"min_pixels": MIN_PIXELS, "max_pixels": MAX_PIXELS})
+    _, pixels = image_tokens(
+        processor, Image.new("RGB", (200, 150)), {"min_pixels": MIN_PIXELS, "max_pixels": MAX_PIXELS}
+    )
     assert MIN_PIXELS <= pixels <= MAX_PIXELS

@@ -70,7 +70,12 @@ def test_the_lane_keeps_order_skips_cancelled_waiters_and_hands_back_errors(no_s
 
     async def main():
         lane = InProcessLane()
-        first, cancelled, failing, last = lane.run(work, 1), lane.run(work, 2), lane.run(work, "boom"), lane.run(work, 4)
+        first, cancelled, failing, last = (
+            lane.run(work, 1),
+            lane.run(work, 2),
+            lane.run(work, "boom"),
+            lane.run(work, 4),
+        )
         cancelled.cancel()
         results = await asyncio.gather(first, failing, last, return_exceptions=True)
         again = await lane.run(work, 5)  # the drain task ended with the queue; a new request starts another

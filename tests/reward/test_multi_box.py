@@ -57,7 +57,13 @@ def _responses_and_truths():
     for shape in SHAPES:
         for first, second in PARTS:
             response = PREFIX + shape % (first, second)
-            truths = [f"{first},{second}", f"{second}, {first}", second, first, f"\\boxed{{{first}}} and \\boxed{{{second}}}"]
+            truths = [
+                f"{first},{second}",
+                f"{second}, {first}",
+                second,
+                first,
+                f"\\boxed{{{first}}} and \\boxed{{{second}}}",
+            ]
             for truth in truths:
                 yield response, truth
 

@@ -119,7 +119,9 @@ def test_every_shortcut_verdict_on_the_corpus_is_math_verifys():
     pred_verl = _parsed(answers, (ExprExtractionConfig(), LatexExtractionConfig()))
     wrong = []
     for answer, truth, verdict in decided:
-        by_latex = bool(gold[truth] and pred_latex[answer] and verify(gold[truth], pred_latex[answer], timeout_seconds=None))
+        by_latex = bool(
+            gold[truth] and pred_latex[answer] and verify(gold[truth], pred_latex[answer], timeout_seconds=None)
+        )
         by_verl = bool(
             gold[truth]
             and pred_verl[answer]

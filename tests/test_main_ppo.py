@@ -63,3 +63,31 @@ def test_row_counting_loss_mode_fails_before_ray_starts():
     assert out.returncode != 0
     assert "loss_agg_mode" in out.stderr + out.stdout
     assert "ray init kwargs" not in out.stdout
+
+
+def test_both_documented_routes_compose_a_stage_from_any_directory(tmp_path):
+    """revisual_verl.main_ppo registers the search path itself; verl's own entry point gets it on the command line
+    (README), so neither depends on Hydra listing hydra_plugins, which an editable install does not allow."""
+    from revisual_verl import config
+
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    routes = [
+        ["revisual_verl.main_ppo", "--config-name=stage3_text_rl"],
+        [
+            "verl.trainer.main_ppo",
+            f"--config-path={os.path.dirname(config.__file__)}",
+            "--config-name=stage3_text_rl",
+            "hydra.searchpath=[pkg://verl.trainer.config]",
+        ],
+    ]
+    for route in routes:
+        out = subprocess.run(
+            [sys.executable, "-m", *route, "--cfg", "job"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=300,
+        )
+        assert out.returncode == 0, (route[0], out.stderr[-2000:])
+        assert "adv_estimator: pad" in out.stdout and "schedule: exponential" in out.stdout

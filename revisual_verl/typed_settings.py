@@ -46,7 +46,8 @@ def settings_from_section(schema: type[Settings], section: Mapping | None, *, pa
         merged = OmegaConf.merge(OmegaConf.structured(schema), section)
         return OmegaConf.to_object(merged)
     except ConfigKeyError as error:
-        known = ", ".join(field.name for field in dataclasses.fields(schema))
+        # verl's BaseConfig adds _target_, which is for Hydra, not a setting.
+        known = ", ".join(field.name for field in dataclasses.fields(schema) if not field.name.startswith("_"))
         raise SettingsError(f"{path}.{_key(error)} is not a setting of {path}; known keys: {known}") from None
     except OmegaConfBaseException as error:
         key = _key(error)

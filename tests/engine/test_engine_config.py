@@ -52,8 +52,9 @@ def test_an_entropy_mapping_without_target_is_read_by_its_declared_types():
     config = RevisualFSDPEngineConfig(entropy={"schedule": "exponential", "beta0": 1, "warmup_updates": "3"})
     assert isinstance(config.entropy, EntropyScheduleConfig)
     assert config.entropy.beta0 == 1.0 and config.entropy.warmup_updates == 3
-    with pytest.raises(EngineConfigError, match=r"entropy\.warmup is not a setting"):
+    with pytest.raises(EngineConfigError, match=r"entropy\.warmup is not a setting") as refused:
         RevisualFSDPEngineConfig(entropy={"warmup": 3})
+    assert "warmup_updates" in str(refused.value) and "_target_" not in str(refused.value)
     with pytest.raises(EngineConfigError, match=r"entropy\.warmup_updates must be an integer, got 'soon'"):
         RevisualFSDPEngineConfig(entropy={"warmup_updates": "soon"})
 

@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from revisual_verl.engine.entropy_schedule import EntropySchedule
+    from revisual_verl.engine.entropy import EntropySchedule
 
     schedule = EntropySchedule(
         schedule="exponential",

@@ -31,7 +31,7 @@ from typing import Any
 from verl.base_config import BaseConfig
 from verl.workers.config import FSDPEngineConfig
 
-from revisual_verl.engine.entropy_schedule import EntropySchedule, ScheduleError
+from revisual_verl.engine.entropy import EntropySchedule, ScheduleError
 from revisual_verl.engine.vision_freeze import DEFAULT_VISION_PREFIXES, normalize_prefixes
 from revisual_verl.typed_settings import SettingsError, settings_from_section
 
@@ -160,6 +160,6 @@ def _number(value: Any) -> Any:
 
 
 def _schedules() -> tuple[str, ...]:
-    from revisual_verl.engine.entropy_schedule import SCHEDULES
+    from revisual_verl.engine.entropy import SCHEDULES
 
     return SCHEDULES

@@ -26,8 +26,8 @@ from verl.utils import tensordict_utils as tu
 from verl.workers.config.optimizer import build_optimizer
 from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
 
-from revisual_verl.engine.annealing import optimizer_updates_taken, with_entropy_coeff
 from revisual_verl.engine.config import EngineSettings
+from revisual_verl.engine.entropy import optimizer_updates_taken, with_entropy_coeff
 from revisual_verl.engine.vision_freeze import freeze_vision_params, is_vision_param, vision_root_modules
 from revisual_verl.engine.vision_output_compat import install_vision_output_hook
 

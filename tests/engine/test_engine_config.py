@@ -14,7 +14,7 @@ from revisual_verl.engine.config import (
     EntropyScheduleConfig,
     RevisualFSDPEngineConfig,
 )
-from revisual_verl.engine.entropy_schedule import EntropySchedule
+from revisual_verl.engine.entropy import EntropySchedule
 from revisual_verl.engine.settings import check_sft_config, check_trainer_config
 from revisual_verl.engine.vision_freeze import DEFAULT_VISION_PREFIXES
 

@@ -133,7 +133,7 @@ def test_stage3_freezes_the_vision_tower_anneals_entropy_and_uses_low_var_kl(cha
     # The quickstart cuts the warm-up to 1 update; each step's logged coefficient is verl's mean over its
     # optimizer updates, which must be the schedule's mean over the same updates (Table 5 otherwise).
     from revisual_verl.cpu.report import entropy_per_step
-    from revisual_verl.engine.entropy_schedule import EntropySchedule
+    from revisual_verl.engine.entropy import EntropySchedule
 
     schedule = EntropySchedule(schedule="exponential", beta0=0.02, beta_min=0.0, decay=0.985, warmup_updates=1)
     per_step = entropy_per_step(steps, schedule)

@@ -49,12 +49,13 @@ class EntropyScheduleConfig(BaseConfig):
     """The entropy-coefficient schedule of SPEC section 4; ``schedule: none`` leaves verl's coefficient."""
 
     schedule: str = SCHEDULE_OFF
-    beta0: float = 0.02
-    beta_min: float = 0.0
-    decay: float = 0.985
+    # The schedule's own defaults (paper Table 5), one home for them: revisual_verl/engine/entropy.py.
+    beta0: float = EntropySchedule.beta0
+    beta_min: float = EntropySchedule.beta_min
+    decay: float = EntropySchedule.decay
     # Counted in optimizer updates (one per PPO mini-batch), not in training steps.
-    warmup_updates: int = 140
-    linear_updates: int | None = None
+    warmup_updates: int = EntropySchedule.warmup_updates
+    linear_updates: int | None = EntropySchedule.linear_updates
 
     def __post_init__(self):
         self.build()

@@ -21,8 +21,6 @@ def settings_from_config(config) -> RewardSettings:
     """Read ``reward.reward_kwargs`` from the trainer config (absent section = defaults)."""
     reward = config.get("reward") if hasattr(config, "get") else None
     kwargs = reward.get("reward_kwargs") if reward is not None else None
-    if kwargs is not None and hasattr(kwargs, "items"):
-        kwargs = {key: value for key, value in kwargs.items()}
     return RewardSettings.from_mapping(kwargs)
 
 

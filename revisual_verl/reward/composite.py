@@ -1,7 +1,7 @@
 """The stage-2/3 reward: weighted accuracy + format + efficient length, in [0, 1]."""
 
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from revisual_verl.reward.accuracy import AccuracyChecker, AccuracyResult
 from revisual_verl.reward.length import efficient_length_reward
@@ -11,7 +11,11 @@ from revisual_verl.reward.settings import RewardSettings
 
 @dataclass(frozen=True)
 class RewardBreakdown:
-    """The total and its parts; :meth:`extra_info` is what verl stores per sample (same keys every time)."""
+    """The total and its parts; :meth:`extra_info` is what verl stores per sample (same keys every time).
+
+    verl's validation names two of them: ``acc`` (reported as ``val-core/<data_source>/acc/mean@N``) and
+    ``pred`` (the extracted answer, which its ``maj@N`` votes on), so the accuracy part travels as ``acc``.
+    """
 
     score: float
     accuracy: float
@@ -21,13 +25,20 @@ class RewardBreakdown:
     timed_out: bool
     bad_ground_truth: bool
     symbolic: bool  # the verdict needed the symbolic parser
+    pred: str = ""  # the extracted final answer; "" when the response gave none
 
     def extra_info(self) -> dict:
-        info = asdict(self)
-        info["timed_out"] = int(self.timed_out)
-        info["bad_ground_truth"] = int(self.bad_ground_truth)
-        info["symbolic"] = int(self.symbolic)
-        return info
+        return {
+            "score": self.score,
+            "acc": self.accuracy,
+            "format": self.format,
+            "length_reward": self.length_reward,
+            "num_tokens": self.num_tokens,
+            "timed_out": int(self.timed_out),
+            "bad_ground_truth": int(self.bad_ground_truth),
+            "symbolic": int(self.symbolic),
+            "pred": self.pred,
+        }
 
 
 def combined_reward(accuracy: float, format_score: float, length_score: float, settings: RewardSettings) -> float:
@@ -60,6 +71,7 @@ def breakdown(text: str, num_tokens: int, verdict: AccuracyResult, settings: Rew
         timed_out=verdict.timed_out,
         bad_ground_truth=verdict.bad_ground_truth,
         symbolic=verdict.decided_by in ("symbolic", "timeout", "worker_error"),
+        pred=verdict.answer or "",
     )
 
 

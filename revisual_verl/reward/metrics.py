@@ -10,13 +10,14 @@ from collections.abc import Mapping, Sequence
 
 REWARD_EXTRA_KEYS = (
     "score",
-    "accuracy",
+    "acc",
     "format",
     "length_reward",
     "num_tokens",
     "timed_out",
     "bad_ground_truth",
     "symbolic",
+    "pred",
 )
 
 
@@ -40,10 +41,18 @@ def reward_metrics(extra_info: Mapping[str, Sequence]) -> dict[str, float]:
     Keys that are absent (another reward manager ran) are skipped, so any batch can be passed.
     """
     metrics: dict[str, float] = {}
-    for key in ("score", "accuracy", "format", "length_reward", "num_tokens", "symbolic"):
+    # The accuracy part is stored as ``acc`` (the name verl's validation reports) and logged as accuracy.
+    for key, name in (
+        ("score", "score"),
+        ("acc", "accuracy"),
+        ("format", "format"),
+        ("length_reward", "length_reward"),
+        ("num_tokens", "num_tokens"),
+        ("symbolic", "symbolic"),
+    ):
         values = _numbers(extra_info.get(key, ()))
         if values:
-            metrics[f"reward/{key}/mean"] = sum(values) / len(values)
+            metrics[f"reward/{name}/mean"] = sum(values) / len(values)
     for key, name in (("timed_out", "timeouts"), ("bad_ground_truth", "bad_ground_truth")):
         if key in extra_info:
             metrics[f"reward/{name}"] = float(sum(1 for v in _numbers(extra_info[key]) if v))

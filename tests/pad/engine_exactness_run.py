@@ -4,7 +4,8 @@ Run in a subprocess set up like tests/engine/engine_cpu_run.py (CPU+gloo platfor
 tests/engine on PYTHONPATH). Reads a ``torch.save`` payload: the rollout's prompts and responses, and per
 case the rows to train on (a row may repeat) with their advantages, response_mask and loss_mask. Every
 case starts from the same tiny Qwen2.5-VL and takes one ``train_batch`` (forward, verl's ppo_loss, backward
-over micro-batches, optimizer step). Writes the parameters after each case and what the engine saw.
+over micro-batches, optimizer step). Writes the parameters after each case, the rollout's log-probs before
+and after it, and what the engine saw.
 """
 
 from __future__ import annotations
@@ -163,6 +164,8 @@ def main() -> None:
                 out = engine.train_batch(data, loss_function=loss_fn)
             result["cases"][name] = {
                 "params": snapshot(engine),
+                # The rollout's log-probs under the updated weights: which way the step moved each response.
+                "after_log_probs": rollout_log_probs(engine, prompts, responses),
                 "grad_norm": float(out["metrics"]["grad_norm"]),
                 # forward_backward_batch stores the token-mean denominator it summed from loss_mask.
                 "batch_num_tokens": int(data["batch_num_tokens"]),

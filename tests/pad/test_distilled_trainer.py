@@ -56,7 +56,7 @@ def put_step(tq, step_name, scores_per_group, seed=0):
     fields["loss_mask"] = torch.nested.as_nested_tensor(list(rows["response_mask"]), layout=torch.jagged)
     # Non-tensor fields as the agent loop and the reward manager store them travel with a copied row.
     fields["raw_prompt"] = [[{"role": "user", "content": f"question {uid}"}] for uid in rows["uid"]]
-    fields["extra_fields"] = [{"reward_extra_info": {"accuracy": float(k)}} for k in range(len(keys))]
+    fields["extra_fields"] = [{"reward_extra_info": {"acc": float(k)}} for k in range(len(keys))]
     return tq.kv_batch_put(keys=keys, partition_id="train", fields=tu.get_tensordict(fields), tags=tags)
 
 

@@ -321,3 +321,31 @@ def test_old_log_probs_of_the_distilled_rows_equal_those_on_the_full_batch(engin
     assert len(kept) == sum(engine_results["draws"][draw]["weights"])
     for i, row in kept:
         torch.testing.assert_close(on_distilled[i], full[row], rtol=1e-5, atol=1e-6)
+
+
+def grpo_row_advantages(scores) -> list[float]:
+    """verl's GRPO advantage of each response (one scalar per row: outcome rewards)."""
+    rewards = torch.tensor(scores).unsqueeze(1)
+    advantages, _ = compute_grpo_outcome_advantage(
+        rewards, torch.ones_like(rewards), [f"g{i // N}" for i in range(len(scores))]
+    )
+    return advantages[:, 0].tolist()
+
+
+@pytest.mark.parametrize("case", ["a_pad_sync", "d_distilled"])
+@pytest.mark.parametrize("draw", list(CASES))
+def test_one_step_moves_each_trained_response_the_way_its_advantage_points(engine_results, draw, case):
+    """The direction of learning, end to end: PAD's rows as pad_sync stores them (masked, or distilled), one
+    update of the revisual engine with verl's loss. Responses with a positive advantage become more likely,
+    negative ones less; a sign error anywhere between the estimator and the optimizer turns this red."""
+    weights = engine_results["draws"][draw]["weights"]
+    advantages = grpo_row_advantages(engine_results["scores"])
+    before = engine_results["full_log_probs"]
+    after = engine_results["cases"][f"{draw}/{case}"]["after_log_probs"]
+    change = [float(after[i].sum() - before[i].sum()) for i in range(len(before))]
+    trained = [i for i, w in enumerate(weights) if w > 0]
+    assert any(advantages[i] > 0 for i in trained) and any(advantages[i] < 0 for i in trained)
+    assert sum(weights[i] * advantages[i] * change[i] for i in trained) > 0
+    for i in trained:
+        if abs(advantages[i]) >= 0.8:
+            assert change[i] * advantages[i] > 0, (i, advantages[i], change[i])

@@ -14,6 +14,10 @@ def make_batch(seed: int, groups: int, n: int, length: int = 12):
     scores[: 2 * n] = 1.0  # two all-right groups
     scores[2 * n : 3 * n] = 0.0  # one all-wrong group
     scores[-1] = 0.37  # a non-binary score
+    # A near-uniform group: its std (~1e-6) is the size of epsilon, so std + eps is where a variance floor
+    # (or an eps added in another place) would show.
+    scores[3 * n : 4 * n] = 0.5
+    scores[3 * n] = 0.5 + 2e-6
     lengths = torch.randint(1, length + 1, (groups * n,), generator=gen)
     mask = (torch.arange(length)[None, :] < lengths[:, None]).long()
     rewards = torch.zeros(groups * n, length)

@@ -291,9 +291,9 @@ def test_reward_parts_are_logged_under_reward(transfer_queue):
     trainer = make_trainer(tq)
     keys = ["rw_0_0", "rw_1_0", "rw_2_0"]
     infos = [
-        {"reward_extra_info": {"accuracy": 1.0, "length_reward": 0.5, "timed_out": False, "num_tokens": 10}},
-        {"reward_extra_info": {"accuracy": 0.0, "length_reward": 1.0, "timed_out": True, "num_tokens": 30}},
-        {"reward_extra_info": {"accuracy": 1.0, "length_reward": 0.0, "timed_out": False, "num_tokens": 20}},
+        {"reward_extra_info": {"acc": 1.0, "length_reward": 0.5, "timed_out": False, "num_tokens": 10}},
+        {"reward_extra_info": {"acc": 0.0, "length_reward": 1.0, "timed_out": True, "num_tokens": 30}},
+        {"reward_extra_info": {"acc": 1.0, "length_reward": 0.0, "timed_out": False, "num_tokens": 20}},
     ]
     fields = tu.get_tensordict({"response_mask": torch.ones(3, 2, dtype=torch.long), "extra_fields": infos})
     tags = [{"is_padding": False}, {"is_padding": False}, {"is_padding": True}]

@@ -53,19 +53,23 @@ def test_total_stays_in_unit_interval_for_any_valid_weights():
 
 
 def test_length_bonus_can_require_a_correct_answer():
-    settings = RewardSettings(length_needs_correct=True)
-    assert combined_reward(0.0, 1.0, 1.0, settings) == pytest.approx(0.05)
-    assert combined_reward(1.0, 1.0, 1.0, settings) == pytest.approx(1.0)
+    # Distinct weights (the defaults give format and length 0.05 each, so a swap would not show).
+    settings = RewardSettings(accuracy_weight=0.7, format_weight=0.2, length_weight=0.1, length_needs_correct=True)
+    assert combined_reward(0.0, 1.0, 1.0, settings) == pytest.approx(0.2)
+    assert combined_reward(1.0, 1.0, 0.5, settings) == pytest.approx(0.7 + 0.2 + 0.05)
+    assert combined_reward(1.0, 0.0, 1.0, settings) == pytest.approx(0.8)
 
 
 def test_whole_reward_for_a_response():
-    settings = RewardSettings(length_budget=1000)
-    result = revisual_reward(GOOD, "12", num_tokens=1000, settings=settings)
-    assert (result.accuracy, result.format, result.length_reward) == (1.0, 1.0, 0.5)
-    assert result.score == pytest.approx(0.9 + 0.05 + 0.05 * 0.5)
+    settings = RewardSettings(length_budget=1000, accuracy_weight=0.7, format_weight=0.2, length_weight=0.1)
+    result = revisual_reward(GOOD, "12", num_tokens=1040, settings=settings)
+    assert (result.accuracy, result.format, result.length_reward) == (1.0, 1.0, pytest.approx(0.3))
+    assert result.score == pytest.approx(0.7 + 0.2 + 0.1 * 0.3)
+    assert result.pred == "12" and result.extra_info()["acc"] == 1.0
     assert not result.timed_out and not result.symbolic
-    wrong = asyncio.run(revisual_reward_async(GOOD, "13", num_tokens=2000, settings=settings))
-    assert (wrong.accuracy, wrong.length_reward, wrong.score) == (0.0, 0.0, pytest.approx(0.05))
+    wrong = asyncio.run(revisual_reward_async("\\boxed{13}", "12", num_tokens=900, settings=settings))
+    assert (wrong.accuracy, wrong.format, wrong.length_reward) == (0.0, 0.0, pytest.approx(1.0))
+    assert wrong.score == pytest.approx(0.1)
 
 
 def test_a_timeout_scores_zero_whatever_the_other_parts():

@@ -12,6 +12,11 @@ def test_linear_between_the_clips():
     # alpha * (budget - L) + delta with the paper's alpha = 0.005, delta = 0.5
     assert efficient_length_reward(8092, 8192) == pytest.approx(0.5 + 0.005 * 100)
     assert efficient_length_reward(8292, 8192) == pytest.approx(0.5 - 0.005 * 100)
+    # Interior points, away from both clips: the slope and the offset each show.
+    assert efficient_length_reward(8192, 8192) == pytest.approx(0.5)
+    assert efficient_length_reward(8142, 8192) == pytest.approx(0.75)
+    assert efficient_length_reward(8262, 8192) == pytest.approx(0.15)
+    assert efficient_length_reward(500, 1000, alpha=0.001, delta=0.2) == pytest.approx(0.7)
 
 
 def test_clipped_at_one_for_short_responses():

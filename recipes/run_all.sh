@@ -22,6 +22,9 @@
 #     only the merge failed);
 #   - a stage cannot run while a later stage already has outputs (they were built from another model).
 # STAGES="2 3" runs a subset; the first stage listed starts from MODEL_PATH.
+# STAGE_LOGS=1: each stage's whole output (verl, Ray, the merge) goes to $OUTPUT_DIR/stageK/train.log; the
+# terminal gets a line when a stage starts and ends, a progress line every PROGRESS_EVERY steps (default 5;
+# PROGRESS_EVERY_STAGEK for stage K alone) and at every validation, and the log's last lines if it fails.
 set -euo pipefail
 RECIPES=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=common.sh
@@ -29,6 +32,10 @@ source "$RECIPES/common.sh"
 
 : "${STAGES:=1 2 3}"
 : "${RESUME:=0}"
+: "${STAGE_LOGS:=0}"
+: "${PROGRESS_EVERY:=5}"
+[[ "$STAGE_LOGS" == 0 || "$STAGE_LOGS" == 1 ]] || rv_die "STAGE_LOGS must be 0 or 1, got '$STAGE_LOGS'"
+[[ "$PROGRESS_EVERY" =~ ^[1-9][0-9]*$ ]] || rv_die "PROGRESS_EVERY must be a positive integer, got '$PROGRESS_EVERY'"
 [[ "$RESUME" == 0 || "$RESUME" == 1 || "$RESUME" == merge ]] || rv_die "RESUME must be 0, 1 or merge, got '$RESUME'"
 
 STAGE1_ARGS=()
@@ -154,6 +161,18 @@ run_stage() {
   MODEL_PATH=$model STAGE_DIR=$(stage_dir "$stage") bash "$RECIPES/run_stage$stage.sh" "${stage_args[@]}"
 }
 
+# Train stage $1 from model $2 (or only merge, with RESUME=merge and checkpoints), then merge it.
+train_and_merge() {
+  local stage=$1 model=$2
+  if [[ "$RESUME" == merge ]] && has_checkpoints "$(stage_dir "$stage")"; then
+    rv_log "stage $stage: RESUME=merge, merging its last checkpoint without training"
+  else
+    rv_log "stage $stage: training from $model"
+    run_stage "$stage" "$model"
+  fi
+  merge_stage "$stage"
+}
+
 if rv_is_dry_run; then
   # Every listed stage is validated, each from the placeholder of the previous stage's merged model.
   model=$MODEL_PATH
@@ -213,13 +232,34 @@ for stage in "${STAGE_LIST[@]}"; do
     rv_die "stage $stage was started from $(<"$dir/input_model.txt"), not $model; move $dir away to start it over"
   fi
   printf '%s' "$model" >"$dir/input_model.txt"
-  if [[ "$RESUME" == merge ]] && has_checkpoints "$dir"; then
-    rv_log "stage $stage: RESUME=merge, merging its last checkpoint without training"
+  started=$SECONDS
+  if [[ "$STAGE_LOGS" == 1 ]]; then
+    rv_log "stage $stage: training from $model (full output: $dir/train.log)"
+    every_var="PROGRESS_EVERY_STAGE$stage"
+    every=${!every_var:-$PROGRESS_EVERY}
+    [[ "$every" =~ ^[1-9][0-9]*$ ]] || rv_die "$every_var must be a positive integer, got '$every'"
+    "$PYTHON" -m revisual_verl.run_report.progress --stage-dir "$dir" --label "stage $stage" \
+      --every "$every" >&2 &
+    watcher=$!
+    # In the background and then waited for: a command whose status is tested (`cmd || ...`) runs with
+    # errexit off inside, so a failing trainer would go on to merge its last checkpoint as if finished.
+    (train_and_merge "$stage" "$model") >>"$dir/train.log" 2>&1 &
+    trainer=$!
+    status=0
+    wait "$trainer" || status=$?
+    kill "$watcher" 2>/dev/null || true
+    wait "$watcher" 2>/dev/null || true
+    if ((status != 0)); then
+      printf '%s\n' "----- last lines of $dir/train.log -----" >&2
+      tail -n 40 "$dir/train.log" >&2
+      rv_die "stage $stage failed (exit $status); its full output is in $dir/train.log"
+    fi
   else
-    rv_log "stage $stage: training from $model"
-    run_stage "$stage" "$model"
+    train_and_merge "$stage" "$model"
   fi
-  merge_stage "$stage"
+  elapsed=$((SECONDS - started))
+  printf '%s\n' "$elapsed" >"$dir/seconds.txt"
+  rv_log "stage $stage: done in $((elapsed / 60))m$((elapsed % 60))s, merged model in $dir/hf"
   model=$dir/hf
 done
 rv_log "done: the final model is $model"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The README's first command: set up .venv, then run the recipe on the bundled sample data
-# (on a machine without GPUs: all three stages trained on the CPU, see docs/cpu.md).
+# The README's first command: set up .venv, then run the recipe (on a machine without GPUs: the CPU
+# learning run, recipes/learning_run.sh; QUICKSTART_PROFILE=smoke for the sample-data smoke run; docs/cpu.md).
 #   bash scripts/quickstart.sh            (--no-setup to reuse an existing environment; VENV=path for another)
 set -euo pipefail
 cd "$(dirname "$0")/.."

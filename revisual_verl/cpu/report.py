@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 from pathlib import Path
+
+from revisual_verl.run_report.metrics import read_metrics
 
 # verl's timing keys, in step order; reward is computed inside generation (verl's reward loop).
 PHASES = (
@@ -30,18 +31,6 @@ PHASES = (
 )
 SFT_KEYS = ("train/loss", "train/grad_norm", "train/lr", "train/global_tokens")
 VISION_PREFIXES = ("visual.", "model.visual.")
-
-
-def read_metrics(stage_dir: Path) -> dict[int, dict]:
-    """step -> metrics, over every launch of the stage (later launches win)."""
-    steps: dict[int, dict] = {}
-    for path in sorted((stage_dir / "metrics").glob("*.jsonl"), key=lambda p: p.stat().st_mtime):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            steps.setdefault(int(record["step"]), {}).update(record.get("data", {}))
-    return steps
 
 
 def _fmt(value) -> str:
@@ -183,17 +172,28 @@ def main(argv: list[str] | None = None) -> int:
     if stage2.exists() and stage3.exists():
         vision2, lm2 = tensor_digests(stage2)
         vision3, lm3 = tensor_digests(stage3)
+        # A step whose groups all scored alike has no advantage: PAD skips its update. Only a stage that
+        # updated at least once must have changed the language model.
+        updated = any(
+            metrics.get("pad/skipped_step", 0) == 0 for metrics in read_metrics(args.run_dir / "stage3").values()
+        )
+        if lm2 != lm3:
+            lm_state = "different: trained"
+        elif updated:
+            lm_state = "EQUAL: not trained"
+        else:
+            lm_state = "equal: every step skipped, no group had an advantage"
         rows = [
             ("vision tower, stage 2", vision2[:16]),
             ("vision tower, stage 3", f"{vision3[:16]} ({'equal' if vision2 == vision3 else 'DIFFERENT'})"),
             ("language model, stage 2", lm2[:16]),
-            ("language model, stage 3", f"{lm3[:16]} ({'different: trained' if lm2 != lm3 else 'EQUAL: not trained'})"),
+            ("language model, stage 3", f"{lm3[:16]} ({lm_state})"),
         ]
         print(_table(rows, "Stage 3: vision tower frozen, language model trained (sha256 of the merged tensors)"))
         if vision2 != vision3:
             failures.append("stage 3 changed the vision tower")
-        if lm2 == lm3:
-            failures.append("stage 3 did not change the language model")
+        if lm2 == lm3 and updated:
+            failures.append("stage 3 updated the policy but did not change the language model")
     for failure in failures:
         print(f"FAILED: {failure}", file=sys.stderr)
     return 1 if failures else 0

@@ -46,6 +46,15 @@ QWEN_STYLE_CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
 )
 
+# The same turns without the default system turn: the tiny tokenizer spends a token per byte, and that turn
+# would be the longest part of every short prompt (the CPU learning run's base model uses this one).
+NO_DEFAULT_SYSTEM_CHAT_TEMPLATE = QWEN_STYLE_CHAT_TEMPLATE.replace(
+    "{%- if not messages or messages[0]['role'] != 'system' -%}"
+    "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}"
+    "{%- endif -%}",
+    "",
+)
+
 # Image bounds of the tiny processor: at most 56x56 pixels, so an image is a handful of tokens.
 TINY_MIN_PIXELS = 28 * 28
 TINY_MAX_PIXELS = 56 * 56

@@ -189,8 +189,10 @@ def generate_together(server, requests):
 
     async def burst():
         return await asyncio.gather(
-            *(server.generate(ids, dict(params), f"r{i}", image_data=images) for i, (ids, params, images) in
-              enumerate(requests))
+            *(
+                server.generate(ids, dict(params), f"r{i}", image_data=images)
+                for i, (ids, params, images) in enumerate(requests)
+            )
         )
 
     return asyncio.run(burst())
@@ -227,7 +229,12 @@ def test_concurrent_requests_are_generated_as_one_batch_and_each_equals_its_solo
     text_ids, _ = prompt_ids(probe)
     short_ids, _ = prompt_ids(probe, [{"role": "user", "content": "Hi"}])
     image_ids, _ = prompt_ids(probe, IMAGE_PROMPT, images=[image])
-    requests = [(text_ids, params, None), (short_ids, params, None), (image_ids, params, [image]), (text_ids, params, None)]
+    requests = [
+        (text_ids, params, None),
+        (short_ids, params, None),
+        (image_ids, params, [image]),
+        (text_ids, params, None),
+    ]
 
     together = fresh()
     batched = generate_together(together, requests)

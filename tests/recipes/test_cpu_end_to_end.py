@@ -40,6 +40,8 @@ def environment(work_dir: Path, **extra) -> dict:
     env.update(
         VENV=sys.prefix, WORK_DIR=str(work_dir), PYTHON=sys.executable, NVIDIA_SMI="/nonexistent/nvidia-smi", **extra
     )
+    # The sample-data run (2 steps per stage); the default CPU quickstart is the learning run (test_learning_run.py).
+    env.setdefault("QUICKSTART_PROFILE", "smoke")
     for key in ("DRY_RUN", "DEVICE", "MODEL_PATH", "RESUME", "STAGES", "VERL_PLATFORM"):
         if key not in extra:
             env.pop(key, None)

@@ -340,3 +340,36 @@ def test_paths_hydra_cannot_read_bare_are_quoted(world, tmp_path):
     assert world.run("run_stage2.sh", OUTPUT_DIR=str(spaced)).returncode == 0
     (call,) = world.trainings()
     assert f"trainer.default_local_dir='{spaced}/stage2/checkpoints'" in call["argv"]
+
+
+def test_stage_logs_keep_each_stage_output_in_its_log_and_the_terminal_short(world):
+    result = world.run(STAGE_LOGS="1")
+    assert result.returncode == 0, result.stderr
+    for stage in (1, 2, 3):
+        stage_dir = world.out / f"stage{stage}"
+        log = (stage_dir / "train.log").read_text()
+        # The stage's command line and its merge are in its log, not on the terminal.
+        assert f"stage {stage}: " in log and "merging" in log
+        assert f"stage {stage}: training from" in result.stderr and f"{stage_dir}/train.log" in result.stderr
+        assert f"stage {stage}: done in" in result.stderr
+        assert int((stage_dir / "seconds.txt").read_text()) >= 0
+    assert "merging" not in result.stderr and "revisual_verl.main_ppo" not in result.stderr
+
+
+def test_stage_logs_show_the_failing_stage_log_tail(world):
+    result = world.run(STAGE_LOGS="1", FAKE_FAIL_STAGE="2")
+    assert result.returncode != 0
+    log = world.out / "stage2" / "train.log"
+    assert f"last lines of {log}" in result.stderr
+    assert "stage 2 failed" in result.stderr and str(log) in result.stderr
+    # The tail is the log's: the failing trainer's command line is in it.
+    assert "revisual_verl.main_ppo" in result.stderr
+    assert not (world.out / "stage3").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"), [({"STAGE_LOGS": "yes"}, "STAGE_LOGS"), ({"PROGRESS_EVERY": "0"}, "PROGRESS_EVERY")]
+)
+def test_stage_log_settings_are_checked(world, env, message):
+    result = world.run(**env)
+    assert result.returncode != 0 and message in result.stderr

@@ -1,0 +1,262 @@
+"""Pre-train the tiny model that the CPU learning run starts from, as Qwen2.5-VL is pre-trained before the recipe.
+
+    python -m revisual_verl.synthetic_task.pretrain --output outputs/quickstart/base-model
+
+A tiny Qwen2.5-VL (revisual_verl.cpu.tiny_model's tokenizer and processor, a larger language model) learns
+what the recipe takes for granted in a real base model, none of it the task itself:
+
+- reading a picture: "which digit is shown?" on seven-segment renderings;
+- writing a pictured digit inside text ("Repeat: 7 <image> 5." -> "7 3 5");
+- single-digit addition facts as raw text ("4+7=11"), some with the first operand a picture.
+
+The recipe's format (reasoning in <think></think>, the answer in \\boxed{}) and the multi-step problems
+are left to the recipe's stages. This is the project's own plain-torch loop (a base model's pre-training
+is not part of the recipe), seeded, a minute or two on two CPU cores. Nothing it writes is committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+IMAGE_TOKENS = "<|vision_start|><|image_pad|><|vision_end|>"
+
+
+@dataclass(frozen=True)
+class BaseModelShape:
+    hidden_size: int = 128
+    layers: int = 4
+    # A fresh vision merger's output is tiny next to the text embeddings; scaled up, the picture reaches
+    # the language model from the first step (without it, reading the digit took several times longer).
+    merger_init_scale: float = 20.0
+
+
+@dataclass
+class Sample:
+    text: str  # the full prompt, placeholders included
+    images: list
+    target: str  # the tokens that carry the loss
+
+
+def _chat(processor, parts: list) -> str:
+    content = [{"type": "image"} if part is None else {"type": "text", "text": part} for part in parts]
+    return processor.apply_chat_template(
+        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+    )
+
+
+def describe_sample(rng: random.Random, processor, render) -> Sample:
+    digit = rng.randrange(10)
+    return Sample(_chat(processor, [None, "Which digit is shown?"]), [render(digit, rng)], f"{digit}<|im_end|>")
+
+
+def repeat_sample(rng: random.Random, processor, render) -> Sample:
+    digits = [rng.randrange(10) for _ in range(rng.randint(2, 4))]
+    parts, images, text = [], [], "Repeat:"
+    for digit in digits:
+        if rng.random() < 0.5:
+            parts += [text + " ", None]
+            images.append(render(digit, rng))
+            text = ""
+        else:
+            text += f" {digit}"
+    parts.append(text + ".")
+    return Sample(_chat(processor, parts), images, " ".join(map(str, digits)) + "<|im_end|>")
+
+
+def fact_sample(rng: random.Random, processor, render) -> Sample:
+    first = rng.randrange(19) if rng.random() < 0.5 else rng.randrange(10)
+    second = rng.randrange(10)
+    if first < 10 and rng.random() < 0.4:
+        return Sample(f"{IMAGE_TOKENS}+{second}=", [render(first, rng)], f"{first + second}<|endoftext|>")
+    return Sample(f"{first}+{second}=", [], f"{first + second}<|endoftext|>")
+
+
+def mixed_sample(rng: random.Random, processor, render) -> Sample:
+    draw = rng.random()
+    if draw < 0.2:
+        return describe_sample(rng, processor, render)
+    if draw < 0.55:
+        return repeat_sample(rng, processor, render)
+    return fact_sample(rng, processor, render)
+
+
+def _batch(samples: list[Sample], processor, tokenizer):
+    import torch
+
+    rows, masks, pixel_values, grids = [], [], [], []
+    for sample in samples:
+        encoded = processor(text=[sample.text], images=sample.images or None, return_tensors="pt")
+        prompt = encoded["input_ids"][0].tolist()
+        target = tokenizer(sample.target, add_special_tokens=False)["input_ids"]
+        rows.append(prompt + target)
+        masks.append([0] * len(prompt) + [1] * len(target))
+        if sample.images:
+            pixel_values.append(encoded["pixel_values"])
+            grids.append(encoded["image_grid_thw"])
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+    attention = torch.zeros(len(rows), width, dtype=torch.long)
+    loss_mask = torch.zeros(len(rows), width)
+    for i, (row, mask) in enumerate(zip(rows, masks, strict=True)):
+        ids[i, : len(row)] = torch.tensor(row)
+        attention[i, : len(row)] = 1
+        loss_mask[i, : len(row)] = torch.tensor(mask, dtype=torch.float)
+    extra = {"pixel_values": torch.cat(pixel_values), "image_grid_thw": torch.cat(grids)} if pixel_values else {}
+    return ids, attention, loss_mask, extra
+
+
+def skill_accuracy(model, processor, tokenizer, render, count: int = 50, seed: int = 10_000) -> dict[str, float]:
+    """Greedy accuracy of each pre-training skill on fresh samples (seeds past the training stream's)."""
+    import torch
+
+    makers = {"pictures": describe_sample, "copying": repeat_sample, "sums": fact_sample}
+    out = {}
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for name, make in makers.items():
+            rng = random.Random(seed)
+            right = 0
+            for _ in range(count):
+                sample = make(rng, processor, render)
+                encoded = processor(text=[sample.text], images=sample.images or None, return_tensors="pt")
+                target = tokenizer(sample.target, add_special_tokens=False)["input_ids"]
+                generated = model.generate(**encoded, max_new_tokens=len(target), do_sample=False)
+                right += generated[0, encoded["input_ids"].shape[1] :].tolist() == target
+            out[name] = right / count
+    model.train(was_training)
+    return out
+
+
+def _train(model, make_sample, steps: int, batch: int, lr: float, rng, processor, tokenizer, label: str, log) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    start = time.monotonic()
+    for step in range(steps):
+        ids, attention, loss_mask, extra = _batch([make_sample(rng) for _ in range(batch)], processor, tokenizer)
+        logits = model(input_ids=ids, attention_mask=attention, **extra).logits[:, :-1]
+        mask = loss_mask[:, 1:]
+        per_token = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
+        loss = (per_token * mask.reshape(-1)).sum() / mask.sum()
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if (step + 1) % 100 == 0 or step + 1 == steps:
+            elapsed = time.monotonic() - start
+            log(f"  pre-training {label}: step {step + 1}/{steps}, loss {loss.item():.3f} ({elapsed:.0f} s)")
+
+
+def build_base_model(
+    output: str | Path,
+    seed: int = 0,
+    shape: BaseModelShape = BaseModelShape(),
+    describe_steps: int = 100,
+    mixed_steps: int = 800,
+    batch: int = 32,
+    lr: float = 1e-3,
+    log=print,
+) -> Path:
+    """Build, pre-train and save (weights, tokenizer, processor) the base model into ``output``."""
+    import torch
+    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
+
+    from revisual_verl.cpu.tiny_model import (
+        NO_DEFAULT_SYSTEM_CHAT_TEMPLATE,
+        build_tiny_qwen2_vl_processor,
+        build_tiny_tokenizer,
+        tiny_qwen25_vl_config,
+    )
+    from revisual_verl.synthetic_task.digits import render_digit
+
+    output = Path(output)
+    tokenizer = build_tiny_tokenizer(NO_DEFAULT_SYSTEM_CHAT_TEMPLATE)
+    processor = build_tiny_qwen2_vl_processor(tokenizer)
+    config = tiny_qwen25_vl_config(tokenizer, hidden_size=shape.hidden_size, layers=shape.layers)
+    text = config.text_config
+    # Qwen2.5-VL's mrope sections (2, 2, 4) need head_dim 16: heads grow with the width.
+    text.head_dim = 16
+    text.num_attention_heads = shape.hidden_size // 16
+    text.num_key_value_heads = max(1, shape.hidden_size // 32)
+    text.intermediate_size = 4 * shape.hidden_size
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".merger.mlp." in name:
+                param.mul_(shape.merger_init_scale)
+    rng = random.Random(seed)
+    model.train()
+    _train(
+        model,
+        lambda r: describe_sample(r, processor, render_digit),
+        describe_steps,
+        batch,
+        lr,
+        rng,
+        processor,
+        tokenizer,
+        "pictures",
+        log,
+    )
+    _train(
+        model,
+        lambda r: mixed_sample(r, processor, render_digit),
+        mixed_steps,
+        batch,
+        lr,
+        rng,
+        processor,
+        tokenizer,
+        "pictures, copying and sums",
+        log,
+    )
+    model.eval()
+    model.generation_config = GenerationConfig(eos_token_id=text.eos_token_id, pad_token_id=text.pad_token_id)
+    skills = skill_accuracy(model, processor, tokenizer, render_digit)
+    log("  base model, greedy accuracy on fresh samples: " + ", ".join(f"{k} {v:.0%}" for k, v in skills.items()))
+    # Written beside, then renamed: a directory named ``output`` is always a whole model.
+    partial = output.with_name(output.name + ".partial")
+    model.save_pretrained(partial)
+    processor.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    partial.replace(output)
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m revisual_verl.synthetic_task.pretrain", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--output", required=True, help="directory to write the Hugging Face model into (must not exist)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the pre-training data (default 0)")
+    parser.add_argument("--hidden-size", type=int, default=BaseModelShape.hidden_size)
+    parser.add_argument("--layers", type=int, default=BaseModelShape.layers)
+    parser.add_argument("--describe-steps", type=int, default=100, help="steps on pictures alone (default 100)")
+    parser.add_argument("--mixed-steps", type=int, default=800, help="steps on the whole mix (default 800)")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    if Path(args.output).exists():
+        parser.error(f"{args.output} exists; move it away or choose another --output")
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    shape = BaseModelShape(hidden_size=args.hidden_size, layers=args.layers)
+    path = build_base_model(args.output, args.seed, shape, args.describe_steps, args.mixed_steps, args.batch, args.lr)
+    print(f"base model written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

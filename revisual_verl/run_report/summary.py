@@ -26,16 +26,21 @@ def is_control(source: str) -> bool:
     return source.endswith("_blank")
 
 
-def heldout_accuracy(run_dir: Path) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
+def read_run(run_dir: Path) -> dict[str, dict[int, dict]]:
+    """Every metrics directory of a run, read once: base_eval and stage1..3 (empty when absent)."""
+    return {name: read_metrics(run_dir / name) for name in (BASE_EVAL_DIR, *(f"stage{k}" for k in STAGES))}
+
+
+def heldout_accuracy(run: dict[str, dict[int, dict]]) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
     """({model: {set: accuracy}}, {model: the step of the stage's metrics it was read from})."""
     accuracy: dict[str, dict[str, float]] = {}
     read_at: dict[str, int] = {}
-    base = heldout_by_step(read_metrics(run_dir / BASE_EVAL_DIR))
+    base = heldout_by_step(run[BASE_EVAL_DIR])
     if base:
         accuracy["base"] = base[max(base)]
         read_at["base"] = max(base)
     for stage in STAGES:
-        by_step = heldout_by_step(read_metrics(run_dir / f"stage{stage}"))
+        by_step = heldout_by_step(run[f"stage{stage}"])
         if 0 in by_step and stage > 1 and f"stage{stage - 1}" not in accuracy:
             accuracy[f"stage{stage - 1}"] = by_step[0]
             read_at[f"stage{stage - 1}"] = 0
@@ -64,7 +69,8 @@ def stage_seconds(run_dir: Path) -> dict[str, float]:
 
 
 def build_summary(run_dir: Path, extra_seconds: dict[str, float] | None = None) -> dict:
-    accuracy, read_at = heldout_accuracy(run_dir)
+    run = read_run(run_dir)
+    accuracy, read_at = heldout_accuracy(run)
     seconds = {**(extra_seconds or {}), **stage_seconds(run_dir)}
     summary: dict = {"heldout_accuracy": accuracy, "heldout_read_at_step": read_at, "seconds": seconds}
     means = {model: mean_accuracy(per_set) for model, per_set in accuracy.items()}
@@ -73,13 +79,13 @@ def build_summary(run_dir: Path, extra_seconds: dict[str, float] | None = None) 
         summary["rl_gain_points"] = round(100 * (means["stage3"] - means["stage1"]), 2)
     ks = {}
     for stage in (BASE_EVAL_DIR, "stage2", "stage3"):
-        k = samples_per_problem(read_metrics(run_dir / stage))
+        k = samples_per_problem(run[stage])
         if k is not None:
             ks[stage] = k
     summary["samples_per_problem"] = ks
     training = {}
     for stage in (2, 3):
-        steps = read_metrics(run_dir / f"stage{stage}")
+        steps = run[f"stage{stage}"]
         per_stage = {}
         for name, key in (("reward", "critic/score/mean"), ("accuracy", "reward/accuracy/mean")):
             xs, ys = series(steps, key)
@@ -89,8 +95,7 @@ def build_summary(run_dir: Path, extra_seconds: dict[str, float] | None = None) 
         if per_stage:
             training[f"stage{stage}"] = per_stage
     summary["training"] = training
-    sft_steps = read_metrics(run_dir / "stage1")
-    xs, ys = series(sft_steps, "train/loss")
+    xs, ys = series(run["stage1"], "train/loss")
     if xs:
         summary["training"]["stage1"] = {"steps": xs, "loss": [round(y, 4) for y in ys if math.isfinite(y)]}
     return summary

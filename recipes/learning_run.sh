@@ -8,14 +8,15 @@
 #      formats and prepares it with `revisual-data prepare`, like real data; held-out sets use keys and a
 #      seed the training data never does, plus a control with every picture blanked;
 #   2. pre-trains the tiny base model (revisual_verl.synthetic_task.pretrain: reading digits, copying,
-#      single-digit sums; not the task's format or its multi-step problems);
+#      single-digit sums; not the task's format or its multi-step problems) and evaluates it on the held-out
+#      sets with recipes/evaluate.sh (verl's val_only, into run/base_eval; BASE_EVAL=0 skips it);
 #   3. runs stages 1-3 through verl's real trainers (run_all.sh, STAGE_LOGS=1: each stage's output in
 #      run/stageK/train.log), with held-out evaluation through verl's validation: stage 2 validates
 #      before training (the stage-1 model), stages 2 and 3 every TEST_FREQ steps and after their last;
 #   4. prints the held-out accuracy of each stage's model and the training reward per step, and writes
 #      run/summary.json and run/learning.png.
 # Held-out accuracy is verl's val-core/<set>/acc/mean@K: K samples per problem at the training
-# sampling (temperature 1.0, top_p 1.0), scored by the recipe's verifier.
+# sampling (temperature 1.0, top_p 1.0), scored by the recipe's verifier; a picture is one vision token.
 # Settings: WORK_DIR, TASK_SEED (0), HELDOUT_PROBLEMS (per set, 100), EVAL_SAMPLES (K, 2), RL_STEPS (per RL
 # stage, 10), TEST_FREQ (RL_STEPS: validate before stage 2 and after each RL stage), TASK_ROWS (2000),
 # PRETRAIN_STEPS ("100 800"), SFT_EPOCHS (3), RL_PROMPTS (8 prompts x 8 responses per step); STAGES="2 3"
@@ -73,7 +74,7 @@ started=$SECONDS
 if [[ ! -f "$TASK_DIR/task.json" ]]; then
   say "generating the synthetic digits task in $TASK_DIR (seed $TASK_SEED)"
   logged "$LOGS/task.log" "$PYTHON" -m revisual_verl.synthetic_task.generate --output "$TASK_DIR" \
-    --seed "$TASK_SEED" --instruction "$INSTRUCTION" --text-operands 3 --heldout "$HELDOUT_PROBLEMS" \
+    --seed "$TASK_SEED" --instruction "$INSTRUCTION" --text-operands 3 --image-operands 2 --heldout "$HELDOUT_PROBLEMS" \
     --coldstart "$TASK_ROWS" --image-train "$TASK_ROWS" --text-train "$TASK_ROWS"
 fi
 prepare() {
@@ -103,7 +104,37 @@ if [[ ! -f "$BASE_MODEL/config.json" ]]; then
 fi
 report_seconds+=(--seconds "base_model=$((SECONDS - started))")
 
+# How every held-out evaluation sees the task, the base model's below and the RL stages' validations alike: a
+# digit as one vision token (verl's rollout enlarges each picture to four tokens' worth, the processor bounded to
+# 28x28 pixels shrinks it back, as the base was pre-trained; the paper's bounds would make it 512x512), short
+# prompts and answers, and the training sampling (temperature 1.0, top_p 1.0) for K samples per problem.
+EVAL_TEMPERATURE=1.0 EVAL_TOP_P=1.0
+VIEW_ARGS=(
+  data.mm_processor_kwargs.min_pixels=784
+  data.mm_processor_kwargs.max_pixels=784
+  data.max_prompt_length=128
+  # While most groups are all wrong, a length bonus for wrong answers would be the only signal left, and
+  # GRPO's normalisation turns it into a full-size advantage for short nonsense (measured: responses
+  # shrank from 29 to 6 tokens in 15 steps at 0% accuracy). The bonus is paid to correct answers only.
+  reward.reward_kwargs.length_needs_correct=true
+)
 HELDOUT="[$DATA_DIR/heldout_image/train.parquet,$DATA_DIR/heldout_image_blank/train.parquet,$DATA_DIR/heldout_text/train.parquet]"
+
+# The base model on the held-out sets through recipes/evaluate.sh (verl's val_only: the same validation as the
+# RL stages' below), into run/base_eval, where the report reads it.
+read -r -a stage_list <<<"${STAGES:-1 2 3}"
+if ((stage_list[0] == 1)) && [[ "${BASE_EVAL:-1}" == 1 ]]; then
+  started=$SECONDS
+  say "evaluating the base model on the held-out sets (K=$EVAL_SAMPLES; log: $LOGS/base_eval.log)"
+  rm -rf "$RUN_DIR/base_eval"
+  logged "$LOGS/base_eval.log" env OUT_DIR="$RUN_DIR/base_eval" EVAL_SAMPLES="$EVAL_SAMPLES" \
+    EVAL_TEMPERATURE="$EVAL_TEMPERATURE" EVAL_TOP_P="$EVAL_TOP_P" EVAL_RESPONSE_LENGTH=48 EVAL_LABEL=base \
+    bash "$RECIPES/evaluate.sh" "$BASE_MODEL" "$DATA_DIR/heldout_image" "$DATA_DIR/heldout_image_blank" \
+    "$DATA_DIR/heldout_text" -- "${VIEW_ARGS[@]}"
+  report_seconds+=(--seconds "base_eval=$((SECONDS - started))")
+  say "base model evaluated in $(clock $((SECONDS - started))) ($RUN_DIR/base_eval/eval.md)"
+fi
+
 export NNODES=1 GPUS_PER_NODE=1 SFT_MICRO_BATCH=16 SFT_GRAD_ACCUM=1 SFT_MAX_LENGTH=160
 LEARN_ARGS=(
   --stage1
@@ -114,17 +145,10 @@ LEARN_ARGS=(
   "data.train_batch_size=$RL_PROMPTS"
   actor_rollout_ref.rollout.n=8
   "actor_rollout_ref.actor.ppo_mini_batch_size=$RL_PROMPTS"
-  # While most groups are all wrong, a length bonus for wrong answers would be the only signal left, and
-  # GRPO's normalisation turns it into a full-size advantage for short nonsense (measured: responses
-  # shrank from 29 to 6 tokens in 15 steps at 0% accuracy). The bonus is paid to correct answers only.
-  reward.reward_kwargs.length_needs_correct=true
   actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=32
   actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=32
   actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=32
-  data.max_prompt_length=128
-  # The task's 28x28 digits as they are (one vision token each); the paper's bounds would enlarge them to 512x512.
-  data.mm_processor_kwargs.min_pixels=784
-  data.mm_processor_kwargs.max_pixels=3136
+  "${VIEW_ARGS[@]}"
   data.max_response_length=48
   actor_rollout_ref.actor.optim.lr=1e-4
   "trainer.total_training_steps=$RL_STEPS"
@@ -133,8 +157,8 @@ LEARN_ARGS=(
   "data.val_files=$HELDOUT"
   "actor_rollout_ref.rollout.val_kwargs.n=$EVAL_SAMPLES"
   actor_rollout_ref.rollout.val_kwargs.do_sample=true
-  actor_rollout_ref.rollout.val_kwargs.temperature=1.0
-  actor_rollout_ref.rollout.val_kwargs.top_p=1.0
+  "actor_rollout_ref.rollout.val_kwargs.temperature=$EVAL_TEMPERATURE"
+  "actor_rollout_ref.rollout.val_kwargs.top_p=$EVAL_TOP_P"
   "trainer.logger=[console,file]"
   --stage2
   trainer.val_before_train=true
@@ -143,7 +167,6 @@ LEARN_ARGS=(
 )
 
 # STAGES="2 3" (or "2") reruns later stages from this run's merged model of the stage before them.
-read -r -a stage_list <<<"${STAGES:-1 2 3}"
 start_model=$BASE_MODEL
 if ((stage_list[0] > 1)); then
   start_model=$RUN_DIR/stage$((stage_list[0] - 1))/hf

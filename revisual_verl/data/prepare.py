@@ -1,5 +1,8 @@
 """One pass from raw rows to verl parquet: convert, check, split, write, report.
 
+The GRAMMAR parts are split into train and validation; a benchmark (part ``eval``) is written whole into the train
+split's files (no validation file), which is what verl is then given as its validation data.
+
 Outputs are written into a staging folder inside the output directory and moved into place only when the whole
 pass succeeds and kept at least one row, so a failed, empty or ``--strict``-stopped run leaves the previous output
 as it was (and removes an output folder it had to create). Before anything is written, a run refuses an output
@@ -23,6 +26,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from revisual_verl.data import coldstart
+from revisual_verl.data.benchmarks import BENCHMARKS, read_item
+from revisual_verl.data.choices import MULTIPLE_CHOICE
+from revisual_verl.data.eval_rows import to_eval_row
 from revisual_verl.data.readers import RawRow, UnreadableRow, expand_inputs, iter_raw_rows
 from revisual_verl.data.rejections import (
     CONVERSATION_TOO_LONG,
@@ -33,11 +39,12 @@ from revisual_verl.data.rejections import (
     unexpected_error,
 )
 from revisual_verl.data.rl_rows import REVISUAL_INSTRUCTION, RLFields, to_rl_row
-from revisual_verl.data.schemas import RL_SCHEMA, SFT_SCHEMA
+from revisual_verl.data.schemas import EVAL_SCHEMA, RL_SCHEMA, SFT_SCHEMA
 from revisual_verl.data.sinks import ParquetSink, ValidationReservoir
 from revisual_verl.data.token_limits import ChatTokenCounter, load_tokenizer
 
-PARTS = ("coldstart", "mmrl", "textrl")
+EVAL = "eval"
+PARTS = ("coldstart", "mmrl", "textrl", EVAL)
 DEFAULT_VAL_SIZE = 256
 PROGRESS_REFRESH_ROWS = 64
 
@@ -65,10 +72,17 @@ class PrepareOptions:
     source_key: str = "dataset"
     progress: bool | None = None
     allow_image_root: str | None = None
+    benchmark: str | None = None
 
     def __post_init__(self):
         if self.part not in PARTS:
             raise ValueError(f"part must be one of {PARTS}, got {self.part!r}")
+        if self.part == EVAL and self.benchmark not in BENCHMARKS:
+            raise ValueError(f"eval needs a benchmark, one of {', '.join(BENCHMARKS)}; got {self.benchmark!r}")
+        if self.part != EVAL and self.benchmark is not None:
+            raise ValueError("benchmark applies to eval only")
+        if self.part == EVAL and self.data_source is not None:
+            raise ValueError("eval rows take the benchmark's name as their data_source")
         if self.val_size < 0:
             raise ValueError("val_size must be >= 0")
         if (self.max_prompt_tokens or self.max_total_tokens) and not self.tokenizer:
@@ -78,8 +92,8 @@ class PrepareOptions:
         if self.layout and self.part != "coldstart":
             raise ValueError("layout applies to coldstart only")
         if self.allow_image_root is not None:
-            if self.part != "mmrl":
-                raise ValueError("allow_image_root applies to mmrl only")
+            if self.part not in ("mmrl", EVAL):
+                raise ValueError("allow_image_root applies to mmrl and eval only")
             if not Path(self.allow_image_root).expanduser().is_dir():
                 raise ValueError(f"allow_image_root {self.allow_image_root!r} is not a directory")
 
@@ -96,7 +110,8 @@ class _RowConverter:
         self.counter = ChatTokenCounter(load_tokenizer(options.tokenizer)) if options.tokenizer else None
         self.layouts: Counter = Counter()
         self.notes: Counter = Counter()
-        if options.part != "coldstart":
+        self.benchmark = BENCHMARKS[options.benchmark] if options.part == EVAL else None
+        if options.part not in ("coldstart", EVAL):
             self.fields = RLFields(
                 problem=options.problem_key,
                 answer=options.answer_key,
@@ -111,7 +126,12 @@ class _RowConverter:
     def __call__(self, raw: RawRow) -> dict:
         if isinstance(raw.value, UnreadableRow):
             raise RowRejected(raw.value.reason, raw.value.detail)
-        row = self._coldstart(raw) if self.options.part == "coldstart" else self._rl(raw)
+        if self.options.part == "coldstart":
+            row = self._coldstart(raw)
+        elif self.options.part == EVAL:
+            row = self._eval(raw)
+        else:
+            row = self._rl(raw)
         _check_encodable(row)
         return row
 
@@ -150,14 +170,37 @@ class _RowConverter:
             with_images=self.options.part == "mmrl",
             image_roots=self.image_roots,
         )
+        self._check_prompt_length(row)
+        if not row["images"]:
+            self.notes["rows_without_images"] += 1
+        return row
+
+    def _eval(self, raw: RawRow) -> dict:
+        item = read_item(self.benchmark, raw.value, self.options.seed)
+        row = to_eval_row(
+            item,
+            raw.index,
+            self.benchmark.name,
+            self.benchmark.ability,
+            raw.base_dir,
+            self.options.instruction,
+            self.image_roots,
+        )
+        self._check_prompt_length(row)
+        self.notes[item.question_type] += 1
+        if item.question_type == MULTIPLE_CHOICE and not item.choices:
+            # The options are only in the picture: the reward can check the letter, not the option's text.
+            self.notes["choices_not_listed"] += 1
+        if not row["images"]:
+            self.notes["rows_without_images"] += 1
+        return row
+
+    def _check_prompt_length(self, row: dict) -> None:
         limit = self.options.max_prompt_tokens
         if limit:
             tokens = self.counter.count(row["prompt"], add_generation_prompt=True)
             if tokens > limit:
                 raise RowRejected(PROMPT_TOO_LONG, f"the prompt is {tokens} tokens, over the limit of {limit}")
-        if not row["images"]:
-            self.notes["rows_without_images"] += 1
-        return row
 
 
 def _check_encodable(value: object) -> None:
@@ -264,11 +307,12 @@ def _previous_outputs(output: Path) -> set[str] | None:
         return None
     try:
         content = json.loads(report.read_text(encoding="utf-8"))
-        files = content["files"]
-        names = [*files["train"], files["val"]]
+        # Each split lists its file (val) or its shards (train); a benchmark's report lists train only.
+        listings = content["files"].values()
+        names = [name for listed in listings for name in (listed if isinstance(listed, list) else [listed])]
         if content.get("part") not in PARTS or not all(isinstance(name, str) for name in names):
             return None
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
     # Only names this converter writes, so a doctored report can never point the clean-up elsewhere.
     return {name for name in names if OUTPUT_NAME.fullmatch(name)} | {REPORT_NAME}
@@ -334,6 +378,75 @@ def _no_rows_message(rows_read: int, skipped: SkipTally, output: Path) -> str:
     return f"no row could be converted: {found}. Nothing was written; {output} is left as it was"
 
 
+class _TrainValOutput:
+    """A GRAMMAR part's rows: a seeded validation sample (see :class:`ValidationReservoir`), the rest to train."""
+
+    def __init__(self, staging: Path, schema, options: PrepareOptions):
+        self.staging, self.schema, self.options = staging, schema, options
+        self.train = ParquetSink(staging, "train", schema, options.shard_rows)
+        self.reservoir = ValidationReservoir(options.val_size, options.seed, self._to_train)
+
+    def _to_train(self, row: dict) -> None:
+        row["extra_info"]["split"] = "train"
+        self.train.write(row)
+
+    def offer(self, row: dict) -> None:
+        self.reservoir.offer(row)
+
+    @property
+    def kept(self) -> int:
+        return self.reservoir.seen
+
+    def finish(self) -> dict:
+        """Write the validation split and close both; the report's counts and file list."""
+        # A tiny input must not end up all validation: never more than half the good rows.
+        val_used = min(self.options.val_size, self.reservoir.seen // 2)
+        val_rows = self.reservoir.finish(val_used)
+        val = ParquetSink(self.staging, "val", self.schema)
+        for row in val_rows:
+            row["extra_info"]["split"] = "val"
+            val.write(row)
+        val.close()
+        self.train.close()
+        return {
+            "train_rows": self.train.rows_written,
+            "val_rows": val.rows_written,
+            "val_size": {"requested": self.options.val_size, "used": val_used},
+            "files": {"train": self.train.files, "val": val.files[0]},
+        }
+
+
+class _WholeOutput:
+    """A benchmark's rows: every one, in input order, into the train split's files and no validation file (a
+    benchmark is never sampled). The rows say what they are: ``extra_info.split`` is ``test``."""
+
+    def __init__(self, staging: Path, schema, options: PrepareOptions):
+        self.train = ParquetSink(staging, "train", schema, options.shard_rows)
+
+    def offer(self, row: dict) -> None:
+        row["extra_info"]["split"] = "test"
+        self.train.write(row)
+
+    @property
+    def kept(self) -> int:
+        return self.train.rows_written
+
+    def finish(self) -> dict:
+        self.train.close()
+        return {"train_rows": self.train.rows_written, "files": {"train": self.train.files}}
+
+
+# Options a benchmark run does not read, left out of its report so that it lists only what shaped the rows.
+_NOT_FOR_EVAL = {
+    "val_size", "max_total_tokens", "data_source", "layout", "problem_key", "answer_key", "image_key", "source_key"
+}  # fmt: skip
+
+
+def _report_options(options: PrepareOptions) -> dict:
+    skipped = {"inputs", "output", "progress"} | (_NOT_FOR_EVAL if options.part == EVAL else {"benchmark"})
+    return {key: value for key, value in asdict(options).items() if key not in skipped}
+
+
 def prepare(options: PrepareOptions) -> dict:
     """Run one conversion; returns the report that is also written to ``<output>/report.json``."""
     started = time.perf_counter()
@@ -345,19 +458,19 @@ def prepare(options: PrepareOptions) -> dict:
     created = _missing_folders(output.absolute())
     output.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=output))
-    schema = SFT_SCHEMA if options.part == "coldstart" else RL_SCHEMA
+    schema = {"coldstart": SFT_SCHEMA, EVAL: EVAL_SCHEMA}.get(options.part, RL_SCHEMA)
     bars = _ProgressBars(options.progress)
     try:
-        train = ParquetSink(staging, "train", schema, options.shard_rows)
-
-        def to_train(row: dict) -> None:
-            row["extra_info"]["split"] = "train"
-            train.write(row)
-
-        reservoir = ValidationReservoir(options.val_size, options.seed, to_train)
+        kept = (_WholeOutput if options.part == EVAL else _TrainValOutput)(staging, schema, options)
         skipped = SkipTally()
         rows_read = 0
-        for raw in iter_raw_rows(paths, options.split, options.limit, on_reader=bars.attach):
+        splits = []  # the split each input says its rows are (a saved dataset says; a file does not)
+
+        def on_reader(reader) -> None:
+            splits.append(getattr(reader, "split_name", None))
+            bars.attach(reader)
+
+        for raw in iter_raw_rows(paths, options.split, options.limit, on_reader=on_reader):
             rows_read += 1
             bars.tick()
             try:
@@ -367,33 +480,26 @@ def prepare(options: PrepareOptions) -> dict:
                     raise StrictModeError(raw.index, raw.source, rejection) from None
                 skipped.add(raw.index, raw.source, rejection)
                 continue
-            reservoir.offer(row)
+            kept.offer(row)
         bars.close()
-        if reservoir.seen == 0:
+        if kept.kept == 0:
             raise PrepareError(_no_rows_message(rows_read, skipped, output))
-
-        # A tiny input must not end up all validation: never more than half the good rows.
-        val_used = min(options.val_size, reservoir.seen // 2)
-        val_rows = reservoir.finish(val_used)
-        val = ParquetSink(staging, "val", schema)
-        for row in val_rows:
-            row["extra_info"]["split"] = "val"
-            val.write(row)
-        val.close()
-        train.close()
+        written = kept.finish()
 
         seconds = time.perf_counter() - started
-        report = {
-            "part": options.part,
+        report = {"part": options.part}
+        if converter.benchmark is not None:
+            report["benchmark"] = converter.benchmark.name
+            report["dataset"] = converter.benchmark.source()
+            # Which split of the benchmark was converted, when every input says the same; None when unknown.
+            report["split"] = splits[0] if splits and len(set(splits)) == 1 else None
+        report |= {
             "inputs": [str(path) for path in paths],
             "written_by": "revisual-data",
-            "options": {k: v for k, v in asdict(options).items() if k not in ("inputs", "output", "progress")},
+            "options": _report_options(options),
             "rows_read": rows_read,
-            "rows_kept": reservoir.seen,
-            "train_rows": train.rows_written,
-            "val_rows": val.rows_written,
-            "val_size": {"requested": options.val_size, "used": val_used},
-            "files": {"train": train.files, "val": val.files[0]},
+            "rows_kept": kept.kept,
+            **written,
             "skipped": skipped.as_report(),
             "notes": dict(sorted(converter.notes.items())),
             "timing": {"seconds": round(seconds, 3), "rows_per_second": round(rows_read / max(seconds, 1e-9), 1)},

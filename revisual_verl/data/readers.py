@@ -322,12 +322,15 @@ class SavedDatasetReader:
     """Rows of a ``datasets`` directory written by ``save_to_disk``, memory-mapped and never decoded.
 
     Image columns come out as their stored ``{"bytes", "path"}`` structs, exactly like the parquet upstream.
+    ``split_name`` is the split the rows are: the one chosen from a ``DatasetDict``, or the one a saved ``Dataset``
+    records (``load_dataset(..., split="testmini").save_to_disk(...)`` records ``testmini``); None if neither says.
     """
 
     def __init__(self, path: Path, split: str | None, batch_rows: int = PARQUET_BATCH_ROWS):
         import datasets
 
         loaded = datasets.load_from_disk(str(path))
+        self.split_name = str(loaded.split) if getattr(loaded, "split", None) is not None else None
         if isinstance(loaded, datasets.DatasetDict):
             names = list(loaded)
             if split is None:
@@ -335,6 +338,7 @@ class SavedDatasetReader:
             if split not in loaded:
                 raise InputFormatError(f"{path}: choose a split with --split, one of {names}")
             loaded = loaded[split]
+            self.split_name = split
         self.path = path
         self._dataset = loaded
         self.batch_rows = batch_rows

@@ -18,6 +18,10 @@ UNDECODABLE_IMAGE = "undecodable_image"
 # An image path that resolves (symlinks included) outside the input's folder and any allowed root; never opened.
 IMAGE_OUTSIDE_DATA = "image_outside_data"
 IMAGE_PLACEHOLDER_MISMATCH = "image_placeholder_mismatch"
+# A benchmark row whose question needs an image that the row does not hold (no value, or neither bytes nor path).
+MISSING_IMAGE = "missing_image"
+# A multiple-choice benchmark row whose options cannot be used: its answer names no option, an option is empty.
+INVALID_CHOICES = "invalid_choices"
 PROMPT_TOO_LONG = "prompt_too_long"
 CONVERSATION_TOO_LONG = "conversation_too_long"
 UNKNOWN_LAYOUT = "unknown_layout"
@@ -36,6 +40,8 @@ REASONS = (
     UNDECODABLE_IMAGE,
     IMAGE_OUTSIDE_DATA,
     IMAGE_PLACEHOLDER_MISMATCH,
+    MISSING_IMAGE,
+    INVALID_CHOICES,
     PROMPT_TOO_LONG,
     CONVERSATION_TOO_LONG,
     UNKNOWN_LAYOUT,

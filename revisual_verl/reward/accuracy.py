@@ -1,7 +1,9 @@
 """Accuracy verdicts for untrusted responses: cheap rules in-process, math-verify in killable workers.
 
 The order keeps most verdicts off the symbolic parser: no answer -> 0; an absurdly long answer -> 0
-unparsed; an answer the cheap rules settle (normalised string, number, choice letter) -> decided here;
+unparsed; a multiple-choice row (options given) -> the letter settles it here, or the answer is compared with
+the right option's text from here on (:mod:`choices`); an answer the cheap rules settle (normalised string,
+number, choice letter) -> decided here;
 an answer too costly to evaluate (``(10^{100})!``) -> 0 unparsed; the rest ->
 :func:`symbolic.symbolic_verdict` in a :class:`KillablePool` worker under a hard timeout.
 Symbolic verdicts are cached per (answer, ground truth), and identical requests in flight share one
@@ -22,6 +24,7 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
 from revisual_verl.reward.answer_screen import too_costly
+from revisual_verl.reward.choices import choice_target, clean_choices
 from revisual_verl.reward.extract import extract_answer
 from revisual_verl.reward.killable_pool import KillablePool, TaskTimeout, shared_pool
 from revisual_verl.reward.quick_verdict import quick_verdict
@@ -199,7 +202,8 @@ class AccuracyChecker:
         if detail and (seen <= _WARN_FIRST or seen % _WARN_EVERY == 0):
             logger.warning("revisual reward: %s (#%d in this process): %s", kind, seen, detail)
 
-    def _decide_in_process(self, text, ground_truth) -> AccuracyResult | tuple[str, str]:
+    def _decide_in_process(self, text, ground_truth, choices=None) -> AccuracyResult | tuple[str, str, str]:
+        """The verdict, or what the symbolic check must compare: (the answer, the text to compare, the gold)."""
         gold, problem = clean_ground_truth(ground_truth)
         if gold is None:
             self._count("bad_ground_truth", f"{problem}; the response scores 0")
@@ -209,13 +213,22 @@ class AccuracyChecker:
             return AccuracyResult(False, None, "no_answer")
         if len(answer) > self.max_answer_chars:
             return AccuracyResult(False, answer, "oversize")
-        verdict = quick_verdict(answer, gold)
+        compared = answer
+        options = clean_choices(choices) if choices is not None else None
+        if options is not None:
+            target = choice_target(answer, gold, options)
+            if isinstance(target, bool):
+                self._count("quick")
+                return AccuracyResult(target, answer, "quick")
+            if target is not None:
+                compared, gold = target
+        verdict = quick_verdict(compared, gold)
         if verdict is not None:
             self._count("quick")
             return AccuracyResult(verdict, answer, "quick")
-        if too_costly(answer) is not None:
+        if too_costly(compared) is not None:
             return AccuracyResult(False, answer, "too_costly")
-        return answer, gold
+        return answer, compared, gold
 
     def _symbolic_future(self, answer: str, gold: str) -> tuple[Future | None, tuple[bool, str] | None]:
         key = (answer, gold)
@@ -272,19 +285,20 @@ class AccuracyChecker:
             self._count("symbolic")
         return AccuracyResult(correct, answer, decided_by, in_process_s + service_s)
 
-    def _start(self, text: str, ground_truth):
+    def _start(self, text: str, ground_truth, choices=None):
         """The in-process verdict, or what the symbolic worker must finish: (answer, future, cached, seconds)."""
         started = time.perf_counter()
-        decided = self._decide_in_process(text, ground_truth)
+        decided = self._decide_in_process(text, ground_truth, choices)
         if isinstance(decided, AccuracyResult):
             return dataclasses.replace(decided, latency_s=time.perf_counter() - started)
-        answer, gold = decided
-        future, cached = self._symbolic_future(answer, gold)
+        answer, compared, gold = decided
+        future, cached = self._symbolic_future(compared, gold)
         return answer, future, cached, time.perf_counter() - started
 
-    def check(self, text: str, ground_truth) -> AccuracyResult:
-        """Blocking verdict; safe from any thread."""
-        started = self._start(text, ground_truth)
+    def check(self, text: str, ground_truth, choices=None) -> AccuracyResult:
+        """Blocking verdict; safe from any thread. ``choices``: the options of a multiple-choice row, in letter
+        order (see :mod:`revisual_verl.reward.choices`); None or an unusable value for any other row."""
+        started = self._start(text, ground_truth, choices)
         if isinstance(started, AccuracyResult):
             return started
         answer, future, cached, in_process_s = started
@@ -301,13 +315,13 @@ class AccuracyChecker:
                 lane = self._lanes[loop] = InProcessLane()
         return lane
 
-    async def check_async(self, text: str, ground_truth) -> AccuracyResult:
+    async def check_async(self, text: str, ground_truth, choices=None) -> AccuracyResult:
         """Same verdict as :meth:`check`, awaiting the worker without blocking the event loop.
 
         The in-process part runs in the loop's :class:`InProcessLane`, so a batch of requests started together
         holds the loop for at most about :data:`LANE_SLICE_S` at a time.
         """
-        started = await self.lane().run(self._start, text, ground_truth)
+        started = await self.lane().run(self._start, text, ground_truth, choices)
         if isinstance(started, AccuracyResult):
             return started
         answer, future, cached, in_process_s = started
@@ -336,9 +350,10 @@ def default_checker() -> AccuracyChecker:
         return _default_checker
 
 
-def accuracy_reward(text: str, ground_truth) -> float:
-    """1.0 when the response's final answer equals the ground truth by math-verify's rules, else 0.0.
+def accuracy_reward(text: str, ground_truth, choices=None) -> float:
+    """1.0 when the response's final answer equals the ground truth by math-verify's rules, else 0.0; for a
+    multiple-choice row (``choices``), the right option's letter or text (see :mod:`revisual_verl.reward.choices`).
 
     Never raises and never hangs: no answer, a broken ground truth or a check over the timeout all give 0.
     """
-    return 1.0 if default_checker().check(text, ground_truth).correct else 0.0
+    return 1.0 if default_checker().check(text, ground_truth, choices).correct else 0.0

@@ -81,11 +81,14 @@ def revisual_reward(
     num_tokens: int,
     settings: RewardSettings | None = None,
     checker: AccuracyChecker | None = None,
+    choices=None,
 ) -> RewardBreakdown:
-    """The whole reward for one response (blocking; see :func:`revisual_reward_async` for asyncio callers)."""
+    """The whole reward for one response (blocking; see :func:`revisual_reward_async` for asyncio callers).
+
+    ``choices``: a multiple-choice row's options in letter order (:mod:`revisual_verl.reward.choices`)."""
     settings = settings or RewardSettings()
     checker = checker or checker_for(settings)
-    return breakdown(text, num_tokens, checker.check(text, ground_truth), settings)
+    return breakdown(text, num_tokens, checker.check(text, ground_truth, choices), settings)
 
 
 async def revisual_reward_async(
@@ -94,10 +97,11 @@ async def revisual_reward_async(
     num_tokens: int,
     settings: RewardSettings | None = None,
     checker: AccuracyChecker | None = None,
+    choices=None,
 ) -> RewardBreakdown:
     settings = settings or RewardSettings()
     checker = checker or checker_for(settings)
-    return breakdown(text, num_tokens, await checker.check_async(text, ground_truth), settings)
+    return breakdown(text, num_tokens, await checker.check_async(text, ground_truth, choices), settings)
 
 
 _checkers: dict[tuple, AccuracyChecker] = {}

@@ -2,7 +2,9 @@
 
 Select it with ``reward.reward_manager.name=revisual``; settings come from ``reward.reward_kwargs``
 (see :class:`~revisual_verl.reward.settings.RewardSettings`). verl's ``compute_score`` (the default or a
-``reward.custom_reward_function``) is not used: the accuracy check is this plugin's own.
+``reward.custom_reward_function``) is not used: the accuracy check is this plugin's own. A row's
+``extra_info["choices"]`` (the options of a multiple-choice row, as ``revisual-data prepare eval`` writes them) lets
+a response answer with the right option's letter or its text (:mod:`revisual_verl.reward.choices`).
 """
 
 import asyncio
@@ -33,8 +35,9 @@ class RevisualRewardManager(RewardManagerBase):
         self.settings = settings_from_config(config)
         self.checker = checker_for(self.settings)
 
-    def _read_item(self, data: DataProto) -> tuple[str, int, object]:
-        """(decoded response, its token count, ground truth) of the row to score; runs in an executor thread."""
+    def _read_item(self, data: DataProto) -> tuple[str, int, object, object, str]:
+        """(decoded response, its token count, ground truth, choices, data source) of the row to score; runs in an
+        executor thread. ``choices`` is None for a row without options."""
         item = data[-1:][0]  # multi-sequence outputs are scored on their last sequence, as verl's managers do
         response_ids = item.batch["responses"]
         response_width = response_ids.shape[-1]
@@ -42,13 +45,19 @@ class RevisualRewardManager(RewardManagerBase):
         text = self.tokenizer.decode(response_ids[:num_tokens], skip_special_tokens=True)
         reward_model = item.non_tensor_batch.get("reward_model")
         ground_truth = reward_model.get("ground_truth") if isinstance(reward_model, dict) else None
-        return text, num_tokens, ground_truth
+        extra_info = item.non_tensor_batch.get("extra_info")
+        choices = extra_info.get("choices") if isinstance(extra_info, dict) else None
+        source = item.non_tensor_batch.get("data_source")
+        return text, num_tokens, ground_truth, choices, source if isinstance(source, str) else "unknown"
 
     async def run_single(self, data: DataProto) -> dict:
         # Row slicing, the token count and decoding all run in the executor: verl starts every request of a batch
         # in one turn of the event loop, so work done here before the first await would add up across the batch.
         # The running loop, not the one captured at construction: callers may construct and score on different loops.
-        text, num_tokens, ground_truth = await asyncio.get_running_loop().run_in_executor(None, self._read_item, data)
-        verdict = await self.checker.check_async(text, ground_truth)
+        read = await asyncio.get_running_loop().run_in_executor(None, self._read_item, data)
+        text, num_tokens, ground_truth, choices, source = read
+        verdict = await self.checker.check_async(text, ground_truth, choices)
         result = breakdown(text, num_tokens, verdict, self.settings)
-        return {"reward_score": result.score, "reward_extra_info": result.extra_info()}
+        # The row's data source beside acc and pred: verl's dump of validation generations
+        # (trainer.validation_data_dir) keeps only the reward's extra info, and the evaluation report groups by it.
+        return {"reward_score": result.score, "reward_extra_info": {**result.extra_info(), "data_source": source}}

@@ -18,6 +18,8 @@ REWARD_EXTRA_KEYS = (
     "bad_ground_truth",
     "symbolic",
     "pred",
+    # The manager adds the row's data source: verl's dump of validation generations keeps only extra info.
+    "data_source",
 )
 
 

@@ -89,13 +89,21 @@ def _number(text: str) -> tuple[Fraction | None, bool]:
     return None, False
 
 
+def choice_letter(normalised: str) -> str | None:
+    """The upper-case letter a normalised answer names (``B``, ``(b)``, ``\\text{B}``, ``\\textbf{(B)}``), or None.
+
+    ``I`` counts here; :func:`answer_form` drops it, since math-verify reads a lone ``I`` as the imaginary unit.
+    """
+    match = _CHOICE.fullmatch(normalised)
+    return next(letter for letter in match.groups() if letter).upper() if match else None
+
+
 @lru_cache(maxsize=65536)
 def answer_form(answer: str) -> AnswerForm:
     """Classify an answer once; cached, so a group's shared ground truth is analysed a single time."""
     normalised = normalise(answer)
     number, is_decimal = _number(normalised)
-    choice_match = _CHOICE.fullmatch(normalised) if number is None else None
-    choice = next(letter for letter in choice_match.groups() if letter).upper() if choice_match else None
+    choice = choice_letter(normalised) if number is None else None
     if choice == "I":
         choice = None  # i is the imaginary unit to math-verify, so I/i do not behave as a choice letter
     return AnswerForm(normalised=normalised, number=number, is_decimal=is_decimal, choice=choice)

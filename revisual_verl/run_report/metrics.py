@@ -18,7 +18,7 @@ def read_metrics(stage_dir: Path) -> dict[int, dict]:
     """
     steps: dict[int, dict] = {}
     for path in sorted(Path(stage_dir, "metrics").glob("*.jsonl"), key=lambda p: p.stat().st_mtime):
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_text(encoding="utf-8").split("\n"):
             try:
                 record = json.loads(line)
                 step = int(record["step"])

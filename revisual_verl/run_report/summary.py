@@ -78,10 +78,10 @@ def build_summary(run_dir: Path, extra_seconds: dict[str, float] | None = None) 
     if means.get("stage1") is not None and means.get("stage3") is not None:
         summary["rl_gain_points"] = round(100 * (means["stage3"] - means["stage1"]), 2)
     ks = {}
-    for stage in (BASE_EVAL_DIR, "stage2", "stage3"):
+    for model, stage in (("base", BASE_EVAL_DIR), ("stage2", "stage2"), ("stage3", "stage3")):
         k = samples_per_problem(run[stage])
         if k is not None:
-            ks[stage] = k
+            ks[model] = k
     summary["samples_per_problem"] = ks
     training = {}
     for stage in (2, 3):

@@ -56,14 +56,19 @@ def test_every_stage_model_is_evaluated_on_every_held_out_set(learning_run):
     work_dir, _ = learning_run
     summary = json.loads((work_dir / "run" / "summary.json").read_text())
     accuracy = summary["heldout_accuracy"]
-    assert {"stage1", "stage2", "stage3"} <= set(accuracy)
-    for model in ("stage1", "stage2", "stage3"):
+    assert {"base", "stage1", "stage2", "stage3"} <= set(accuracy)
+    for model in ("base", "stage1", "stage2", "stage3"):
         assert set(accuracy[model]) == SETS, model
         assert all(0.0 <= value <= 1.0 for value in accuracy[model].values())
     # stage 1's figures are stage 2's validation before training; the others each stage's last step.
-    assert summary["heldout_read_at_step"] == {"stage1": 0, "stage2": 2, "stage3": 2}
-    assert summary["samples_per_problem"] == {"stage2": 2, "stage3": 2}
-    assert {"task_and_data", "base_model", "stage1", "stage2", "stage3", "total"} <= set(summary["seconds"])
+    # The base's figures come from recipes/evaluate.sh (verl's val_only), the same validation path.
+    assert summary["heldout_read_at_step"] == {"base": 0, "stage1": 0, "stage2": 2, "stage3": 2}
+    assert summary["samples_per_problem"] == {"base": 2, "stage2": 2, "stage3": 2}
+    assert {"task_and_data", "base_model", "base_eval", "stage1", "stage2", "stage3", "total"} <= set(
+        summary["seconds"]
+    )
+    base_eval = json.loads((work_dir / "run" / "base_eval" / "eval.json").read_text())
+    assert {name: entry["problems"] for name, entry in base_eval["benchmarks"].items()} == dict.fromkeys(SETS, 8)
     assert len(summary["training"]["stage2"]["reward"]) == 2
     assert (work_dir / "run" / "learning.png").stat().st_size > 10_000
 
@@ -82,6 +87,8 @@ def test_the_held_out_problems_never_appear_in_training(learning_run):
     coldstart = pd.read_parquet(data / "coldstart" / "train.parquet")
     questions = {messages[0]["content"] for messages in coldstart["messages"]}
     assert not prompts("heldout_text") & questions
+    # Text RL asks problems the cold start never showed.
+    assert not prompts("textrl") & questions
 
 
 def test_the_terminal_is_short_and_the_logs_hold_the_rest(learning_run):

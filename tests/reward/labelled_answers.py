@@ -77,4 +77,12 @@ LABELLED = [
     ("$\\frac{1}{2}$", "\\frac{1}{2}", True),
     ("\\left( 2, 3 \\right)", "(2,3)", True),
     ("(3,2)", "(2,3)", False),
+    # a plus-minus ground truth is the set of both signs (issue 18): braces, escaped braces or a bare list
+    ("{-2021, 2021}", "\\pm 2021", True),
+    ("\\{-2021, 2021\\}", "\\pm 2021", True),
+    ("2021, -2021", "\\pm 2021", True),
+    ("\\pm 2021", "{-2021, 2021}", True),
+    ("2021", "\\pm 2021", False),
+    ("{2021}", "\\pm 2021", False),
+    ("{-2021, 2020}", "\\pm 2021", False),
 ]

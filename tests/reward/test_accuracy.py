@@ -56,6 +56,20 @@ def test_agrees_with_math_verify_on_the_labelled_set(checker):
     assert {v.decided_by for v in verdicts} == {"quick", "symbolic"}
 
 
+def test_a_set_of_both_signs_matches_a_plus_minus_ground_truth(checker):
+    """Issue 18: ``\\boxed{{-2021, 2021}}`` against ``\\pm 2021``, which math-verify accepts, is accepted here too,
+    and the near misses are refused by both."""
+    from verl.utils.reward_score.math_verify import compute_score
+
+    right = "<think>x^2 = 2021^2</think> So $x = \\boxed{{-2021, 2021}}$."
+    verdict = checker.check(right, "\\pm 2021")
+    assert (verdict.correct, verdict.answer) == (True, "{-2021, 2021}")
+    assert compute_score(right, "\\pm 2021") == 1.0  # math-verify reading the whole response, as verl's scorer does
+    for wrong in ("\\boxed{2021}", "\\boxed{{-2021, 2020}}", "\\boxed{{2021}}"):
+        assert not checker.check(wrong, "\\pm 2021").correct, wrong
+        assert compute_score(wrong, "\\pm 2021") == 0.0, wrong
+
+
 def test_accuracy_reward_function():
     assert accuracy_reward("<think>t</think> \\boxed{\\dfrac{1}{2}}", "0.5") == 1.0
     assert accuracy_reward("<think>t</think> \\boxed{3}", "4") == 0.0

@@ -95,6 +95,7 @@ def test_run_single_scores_a_streamed_rollout(tiny_tokenizer):
     assert result["reward_score"] == pytest.approx(0.9 + 0.05 + 0.05 * length)
     info = result["reward_extra_info"]
     assert tuple(info) == REWARD_EXTRA_KEYS
+    assert info["data_source"] == "mmrl"
     assert info["num_tokens"] == num_tokens
     assert (info["acc"], info["format"], info["timed_out"], info["bad_ground_truth"]) == (1.0, 1.0, 0, 0)
     assert info["length_reward"] == pytest.approx(length)

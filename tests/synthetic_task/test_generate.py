@@ -118,6 +118,7 @@ def test_raw_layouts_match_what_the_grammar_readers_expect(raw):
 def test_no_training_row_asks_a_held_out_problem(raw, problem_digits, digit_reader):
     splits = {IMAGE: split_keys(IMAGE, 1), TEXT: split_keys(TEXT, 3)}
     seen = defaultdict(set)
+    by_file = defaultdict(set)
     for name in TRAIN_FILES + HELD_OUT_FILES:
         side = "held_out" if name in HELD_OUT_FILES else "train"
         rows = rows_of(raw / name)
@@ -125,8 +126,12 @@ def test_no_training_row_asks_a_held_out_problem(raw, problem_digits, digit_read
         for kind, key in keys_of(name, rows, problem_digits, digit_reader):
             assert key in getattr(splits[kind], side), (name, key)
             seen[side, kind].add(key)
+            by_file[name].add(key)
     assert not seen["train", IMAGE] & seen["held_out", IMAGE]
     assert not seen["train", TEXT] & seen["held_out", TEXT]
+    # Text RL asks problems the cold start never showed (GRAMMAR's parts hold different problems).
+    assert by_file["coldstart.json"] and by_file["textrl.parquet"]
+    assert not by_file["coldstart.json"] & by_file["textrl.parquet"]
     # 40 held-out rows go through the 17 held-out image problems evenly: each is asked two or three times.
     held_out_rows = rows_of(raw / "heldout_image.parquet")
     counts = Counter(keys_of("heldout_image.parquet", held_out_rows, problem_digits, digit_reader))
@@ -202,6 +207,8 @@ def test_task_json_describes_the_files(raw, problem_digits):
         name: len(rows_of(raw / name)) for name in TRAIN_FILES + HELD_OUT_FILES
     }
     assert task["keys"][IMAGE] == {"total": 100, "train": 83, "held_out": 17}
+    text = task["keys"][TEXT]
+    assert text["coldstart"] + text["textrl"] == text["train"] and abs(text["coldstart"] - text["textrl"]) < 80
     assert task["blank_control"]["chance_accuracy"] == pytest.approx(0.1)
     # The text-only bound, counted here from the rows: per sentence, the most frequent answer.
     answers = defaultdict(Counter)

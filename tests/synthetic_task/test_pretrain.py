@@ -1,8 +1,13 @@
 """The base model's pre-training data says what its pictures show, and the script writes a model the recipe loads."""
 
+import asyncio
+import io
 import random
 
+import pyarrow.parquet as pq
 import pytest
+import torch
+from PIL import Image
 
 from revisual_verl.synthetic_task import pretrain
 from revisual_verl.synthetic_task.digits import render_digit
@@ -73,3 +78,51 @@ def test_the_script_writes_a_model_the_recipe_loads(tmp_path):
     assert any("greedy accuracy" in line for line in logged)
     with pytest.raises(SystemExit):
         pretrain.main(["--output", str(out)])  # an existing directory is never overwritten
+
+
+def test_the_base_sees_pictures_as_verls_rollout_shows_them(tmp_path, processor):
+    """The pixels pre-training gives the processor for a picture are the ones verl's rollout gives it for the
+    same picture in a prepared mmrl row (verl resizes every picture before the processor; a direct call does not)."""
+    from hydra import compose, initialize_config_module
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    from revisual_verl.data.cli import main as revisual_data
+    from revisual_verl.synthetic_task import generate
+
+    raw = tmp_path / "raw"
+    counts = ["--coldstart", "0", "--image-train", "3", "--text-train", "0", "--heldout", "1"]
+    assert generate.main(["--output", str(raw), *counts]) == 0
+    prepared = tmp_path / "mmrl"
+    assert (
+        revisual_data(
+            [
+                "prepare",
+                "mmrl",
+                "-i",
+                str(raw / "mmrl.parquet"),
+                "-o",
+                str(prepared),
+                "--val-size",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    with initialize_config_module(config_module="verl.trainer.config", version_base=None):
+        data_config = compose(config_name="ppo_trainer", overrides=["data.filter_overlong_prompts=false"]).data
+    dataset = RLHFDataset([str(prepared / "train.parquet")], processor.tokenizer, data_config, processor=processor)
+    rows = pq.read_table(prepared / "train.parquet").to_pylist()
+    assert len(dataset) == len(rows) == 3
+    patch = processor.image_processor.patch_size
+    # What the learning run sets as data.mm_processor_kwargs; the agent loop passes them to the processor.
+    bounds = {"min_pixels": pretrain.PICTURE_PIXELS, "max_pixels": pretrain.PICTURE_PIXELS}
+    base = pretrain.base_processor()
+    for index, row in enumerate(rows):
+        images, _ = asyncio.run(RLHFDataset.process_vision_info(dataset[index]["raw_prompt"], patch, data_config))
+        verl_view = processor(text=[pretrain.IMAGE_TOKENS], images=images, return_tensors="pt", **bounds)
+        picture = Image.open(io.BytesIO(row["images"][0]["bytes"]))
+        ours = pretrain.encode(pretrain.Sample(pretrain.IMAGE_TOKENS, [picture], ""), base)
+        # One language-model token per picture, and the very pixels verl's rollout shows.
+        assert ours["image_grid_thw"].tolist() == verl_view["image_grid_thw"].tolist() == [[1, 2, 2]]
+        assert torch.equal(ours["pixel_values"], verl_view["pixel_values"])

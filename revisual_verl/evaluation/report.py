@@ -17,7 +17,7 @@ from pathlib import Path
 
 from revisual_verl.evaluation.paper import BY_BENCHMARK, PAPER_AVERAGE, TABLE2
 from revisual_verl.evaluation.scores import BenchmarkScore, Sample, score_benchmark
-from revisual_verl.run_report.metrics import heldout_by_step
+from revisual_verl.run_report.metrics import heldout_by_step, read_metric_files, samples_per_problem
 
 
 def read_generations(path: Path) -> list[dict]:
@@ -147,21 +147,12 @@ def read_verl_means(metrics: Path | None) -> tuple[dict[str, float], int | None]
     """verl's own val-core/<source>/acc/mean@k of the last validation in a file logger's JSON lines, and k."""
     if metrics is None or not metrics.exists():
         return {}, None
-    steps: dict[int, dict] = {}
-    files = sorted(metrics.glob("*.jsonl")) if metrics.is_dir() else [metrics]
-    for path in files:
-        for line in path.read_text(encoding="utf-8").split("\n"):
-            try:
-                record = json.loads(line)
-                steps.setdefault(int(record["step"]), {}).update(record["data"])
-            except (ValueError, KeyError, TypeError):
-                continue
+    steps = read_metric_files(sorted(metrics.glob("*.jsonl")) if metrics.is_dir() else [metrics])
     by_step = heldout_by_step(steps)
     if not by_step:
         return {}, None
-    last = steps[max(by_step)]
-    k = next(int(key.rsplit("@", 1)[1]) for key in last if key.startswith("val-core/") and "/acc/mean@" in key)
-    return by_step[max(by_step)], k
+    last = max(by_step)
+    return by_step[last], samples_per_problem({last: steps[last]})
 
 
 def write_report(

@@ -10,15 +10,15 @@ from pathlib import Path
 _HELDOUT_KEY = re.compile(r"^val-core/(?P<source>.+)/acc/mean@(?P<k>\d+)$")
 
 
-def read_metrics(stage_dir: Path) -> dict[int, dict]:
-    """step -> metrics, over every launch of the stage (later launches win).
+def read_metric_files(paths) -> dict[int, dict]:
+    """step -> metrics from verl ``file``-logger JSON-lines files, in the given order (later files win).
 
     A line that is not complete JSON (a launch killed while writing) is skipped, not fatal: the report
     of an interrupted run is what a person looks at to see what happened.
     """
     steps: dict[int, dict] = {}
-    for path in sorted(Path(stage_dir, "metrics").glob("*.jsonl"), key=lambda p: p.stat().st_mtime):
-        for line in path.read_text(encoding="utf-8").split("\n"):
+    for path in paths:
+        for line in Path(path).read_text(encoding="utf-8").split("\n"):
             try:
                 record = json.loads(line)
                 step = int(record["step"])
@@ -28,6 +28,12 @@ def read_metrics(stage_dir: Path) -> dict[int, dict]:
             if isinstance(data, dict):
                 steps.setdefault(step, {}).update(data)
     return steps
+
+
+def read_metrics(stage_dir: Path) -> dict[int, dict]:
+    """step -> metrics, over every launch of the stage (``stage_dir/metrics/*.jsonl``, later launches win)."""
+    launches = sorted(Path(stage_dir, "metrics").glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
+    return read_metric_files(launches)
 
 
 def heldout_by_step(steps: dict[int, dict]) -> dict[int, dict[str, float]]:

@@ -175,8 +175,9 @@ def split_training_keys(
     keys: tuple[tuple[int, ...], ...], coldstart_fraction: float, salt: str
 ) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
     """(cold-start keys, text-RL keys): the training text keys split by a salted hash, like the held-out split."""
-    coldstart = [key for key in keys if held_out_bucket(TEXT, key, f"{salt}|coldstart") < coldstart_fraction]
-    textrl = [key for key in keys if held_out_bucket(TEXT, key, f"{salt}|coldstart") >= coldstart_fraction]
+    coldstart, textrl = [], []
+    for key in keys:
+        (coldstart if held_out_bucket(TEXT, key, f"{salt}|coldstart") < coldstart_fraction else textrl).append(key)
     if not coldstart or not textrl:
         raise ValueError(f"the cold-start fraction {coldstart_fraction} leaves the cold start or text RL no problem")
     return coldstart, textrl

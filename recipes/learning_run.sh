@@ -17,7 +17,10 @@
 #      run/summary.json and run/learning.png.
 # Held-out accuracy is verl's val-core/<set>/acc/mean@K: K samples per problem at the training
 # sampling (temperature 1.0, top_p 1.0), scored by the recipe's verifier; a picture is one vision token.
-# Settings: WORK_DIR, TASK_SEED (0), HELDOUT_PROBLEMS (per set, 100), EVAL_SAMPLES (K, 2), RL_STEPS (per RL
+# CARELESS_FRACTION > 0 mixes careless traces into the cold start (that share of its traces stop one addition
+# early), as distilled traces mix careful and careless reasoning: stage 1 learns both habits, for RL to tell
+# apart with the verifier (docs/cpu.md).
+# Settings: WORK_DIR, TASK_SEED (0), CARELESS_FRACTION (0; 0.7 was measured, README), HELDOUT_PROBLEMS (per set, 100), EVAL_SAMPLES (K, 2), RL_STEPS (per RL
 # stage, 10), TEST_FREQ (RL_STEPS: validate before stage 2 and after each RL stage), TASK_ROWS (2000),
 # PRETRAIN_STEPS ("100 800"), SFT_EPOCHS (3), RL_PROMPTS (8 prompts x 8 responses per step); STAGES="2 3"
 # reruns the RL stages from this run's stage-1 model. Extra arguments go to run_all.sh.
@@ -28,6 +31,7 @@ ROOT=$(dirname "$RECIPES")
 : "${PYTHON:=python}"
 : "${DATA_CLI:=revisual-data}"
 : "${TASK_SEED:=0}"
+: "${CARELESS_FRACTION:=0}"
 : "${EVAL_SAMPLES:=2}"
 : "${HELDOUT_PROBLEMS:=100}"
 : "${RL_STEPS:=10}"
@@ -75,6 +79,7 @@ if [[ ! -f "$TASK_DIR/task.json" ]]; then
   say "generating the synthetic digits task in $TASK_DIR (seed $TASK_SEED)"
   logged "$LOGS/task.log" "$PYTHON" -m revisual_verl.synthetic_task.generate --output "$TASK_DIR" \
     --seed "$TASK_SEED" --instruction "$INSTRUCTION" --text-operands 3 --image-operands 2 --heldout "$HELDOUT_PROBLEMS" \
+    --careless-fraction "$CARELESS_FRACTION" \
     --coldstart "$TASK_ROWS" --image-train "$TASK_ROWS" --text-train "$TASK_ROWS"
 fi
 prepare() {

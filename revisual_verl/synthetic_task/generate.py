@@ -34,6 +34,7 @@ from revisual_verl.synthetic_task.problems import (
     TEXT,
     KeySplit,
     Problem,
+    careless_solution,
     cycle_keys,
     draw_keys,
     held_out_bucket,
@@ -99,6 +100,11 @@ class TaskSettings:
     # GRAMMAR's parts hold different problems. (Measured with one pool for both: the cold start had memorised
     # the RL problems, text RL found nothing to learn, and held-out text accuracy fell.)
     coldstart_fraction: float = DEFAULT_COLDSTART_FRACTION
+    # The share of cold-start traces that stop one addition early (problems.careless_solution), drawn per row. The
+    # cold start then teaches a careless habit beside the careful one, and RL with the verifier has a habit to unlearn
+    # that no single problem owns (measured on the tiny model: RL sharpening the careful traces alone moved held-out
+    # accuracy by a few points in 30 steps; dropping a taught slip is what it does in 20).
+    careless_fraction: float = 0.0
     split_salt: str = DEFAULT_SPLIT_SALT
     image_size: int = BASE_SIZE
     # The instruction after each cold-start question: give revisual-data the same --instruction, and the cold start
@@ -116,6 +122,10 @@ class TaskSettings:
             value = getattr(self, name)
             if not 0.0 < value < 1.0:
                 raise ValueError(f"{name} must be strictly between 0 and 1, got {value!r}")
+        if not 0.0 <= self.careless_fraction < 1.0:
+            raise ValueError(f"careless_fraction must be in [0, 1), got {self.careless_fraction!r}")
+        if self.careless_fraction and self.text_operands < 3:
+            raise ValueError("careless cold-start traces leave out a step: they need --text-operands 3 or more")
 
 
 def stream(seed: int, name: str) -> random.Random:
@@ -130,11 +140,12 @@ def png_bytes(image) -> bytes:
     return buffer.getvalue()
 
 
-def coldstart_row(problem: Problem, instruction: str) -> dict:
+def coldstart_row(problem: Problem, instruction: str, careless: bool = False) -> dict:
     """An alpaca row, as LLaMA-Factory reads the GRAMMAR cold-start file. The question is built as revisual-data
     builds an RL prompt from a problem and its ``--instruction``, so the cold start teaches the answer format on
     the very prompts the RL stages show."""
-    return {"instruction": build_user_text(problem.text, instruction), "input": "", "output": problem.solution}
+    output = careless_solution(problem.key) if careless else problem.solution
+    return {"instruction": build_user_text(problem.text, instruction), "input": "", "output": output}
 
 
 def mmrl_row(problem: Problem, image_png: bytes) -> dict:
@@ -183,6 +194,12 @@ def split_training_keys(
     return coldstart, textrl
 
 
+def careless_rows(settings: TaskSettings) -> list[bool]:
+    """Which cold-start rows get a careless trace: a stream of its own, so the keys drawn never depend on it."""
+    draw = stream(settings.seed, "coldstart_careless")
+    return [draw.random() < settings.careless_fraction for _ in range(settings.coldstart)]
+
+
 def build_rows(settings: TaskSettings) -> tuple[dict[str, list[dict]], dict[str, KeySplit], list[tuple[int, ...]]]:
     """The rows of every file, the two key splits, and the held-out image keys in row order."""
     image_split = split_keys(IMAGE, settings.image_operands, settings.heldout_fraction, settings.split_salt)
@@ -195,6 +212,7 @@ def build_rows(settings: TaskSettings) -> tuple[dict[str, list[dict]], dict[str,
         text_split.train, settings.coldstart_fraction, settings.split_salt
     )
     coldstart_keys = draw_keys(rng("coldstart"), coldstart_pool, settings.coldstart)
+    careless = careless_rows(settings)
     mmrl_rng = rng("mmrl")
     mmrl_keys = draw_keys(mmrl_rng, image_split.train, settings.image_train)
     textrl_keys = draw_keys(rng("textrl"), textrl_pool, settings.text_train)
@@ -205,7 +223,10 @@ def build_rows(settings: TaskSettings) -> tuple[dict[str, list[dict]], dict[str,
     heldout_image = image_rows(heldout_image_keys, heldout_image_rng, settings.image_size)
     blank_png = png_bytes(blank_image(settings.image_size))
     rows = {
-        "coldstart.json": [coldstart_row(Problem(TEXT, k), settings.instruction) for k in coldstart_keys],
+        "coldstart.json": [
+            coldstart_row(Problem(TEXT, key), settings.instruction, slip)
+            for key, slip in zip(coldstart_keys, careless, strict=True)
+        ],
         "mmrl.parquet": image_rows(mmrl_keys, mmrl_rng, settings.image_size),
         "textrl.parquet": [textrl_row(Problem(TEXT, key)) for key in textrl_keys],
         "heldout_image.parquet": heldout_image,
@@ -235,7 +256,9 @@ def task_description(
             "digits": [DIGITS[0], DIGITS[-1]],
             "answer": "the sum, as text",
             "worked_solution": Problem(TEXT, (3, 4, 5)).solution,
+            "careless_solution": careless_solution((3, 4, 5)),
         },
+        "careless_coldstart_rows": sum(careless_rows(settings)),
         "keys": {
             kind: {
                 "total": len(split.train) + len(split.held_out),
@@ -374,6 +397,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.coldstart_fraction,
         metavar="F",
         help="share of the training text problems the cold start asks; text RL asks the others (default %(default)s)",
+    )
+    parser.add_argument(
+        "--careless-fraction",
+        type=float,
+        default=defaults.careless_fraction,
+        metavar="F",
+        help="share of cold-start traces that stop one addition early and box that partial sum, a habit for RL to "
+        "unlearn (0 <= F < 1, default %(default)s)",
     )
     parser.add_argument(
         "--split-salt",

@@ -123,6 +123,20 @@ def worked_solution(key: Sequence[int]) -> str:
     return f"<think>{work}</think>\\boxed{{{steps[-1][2]}}}"
 
 
+def careless_solution(key: Sequence[int]) -> str:
+    """A slip in the same format: the first addition only, and its sum boxed as the answer.
+
+    ``<think>3+4=7</think>\\boxed{7}`` for 3, 4, 5. Distilled traces mix careful and careless reasoning; a cold start
+    on such a mix teaches both habits, and only a verifier tells them apart (the slip is right only when the digits it
+    leaves out add to 0). Needs at least three digits, so that a step is left out.
+    """
+    steps = running_sums(key)
+    if len(steps) < 2:
+        raise ValueError(f"a careless solution leaves out a step: it needs at least three digits, got {tuple(key)!r}")
+    left, right, total = steps[0]
+    return f"<think>{left}+{right}={total}</think>\\boxed{{{total}}}"
+
+
 def held_out_bucket(kind: str, key: Sequence[int], salt: str = DEFAULT_SPLIT_SALT) -> float:
     """A number in [0, 1) fixed by (kind, key, salt) alone: sha256, never Python's per-process ``hash``."""
     text = f"{kind}|{','.join(map(str, _check_key(key)))}|{salt}"

@@ -296,3 +296,36 @@ def test_the_verifier_pays_the_prepared_cold_start_traces(raw, tmp_path, problem
         verdict = revisual_reward(assistant["content"], answer, 16)
         assert (verdict.accuracy, verdict.format) == (1.0, 1.0)
         assert revisual_reward(assistant["content"], str(int(answer) + 1), 16).accuracy == 0.0
+
+
+def test_careless_traces_stop_one_addition_early_in_the_share_asked(tmp_path, problem_digits):
+    assert run_generate(tmp_path / "raw", "--coldstart", "400", "--careless-fraction", "0.7") == 0
+    rows = rows_of(tmp_path / "raw" / "coldstart.json")
+    careless = 0
+    for row in rows:
+        key = problem_digits(row["instruction"].removesuffix(" " + REVISUAL_INSTRUCTION))
+        if row["output"] == problems.careless_solution(key):
+            careless += 1
+            # The slip boxes the first sum; the verifier pays it only when the digits left out add to 0.
+            assert row["output"] == f"<think>{key[0]}+{key[1]}={key[0] + key[1]}</think>\\boxed{{{key[0] + key[1]}}}"
+            assert (revisual_reward(row["output"], str(sum(key)), 16).accuracy == 1.0) == (sum(key[2:]) == 0)
+        else:
+            assert row["output"] == problems.worked_solution(key)
+    assert 0.62 < careless / len(rows) < 0.78  # 400 draws at 0.7: four standard deviations either side
+    task = json.loads((tmp_path / "raw" / "task.json").read_text())
+    assert task["careless_coldstart_rows"] == careless and task["settings"]["careless_fraction"] == 0.7
+    # The draw has a stream of its own: the same problems are asked with or without slips.
+    assert run_generate(tmp_path / "careful", "--coldstart", "400") == 0
+    careful = rows_of(tmp_path / "careful" / "coldstart.json")
+    assert [row["instruction"] for row in careful] == [row["instruction"] for row in rows]
+    for row in careful:
+        key = problem_digits(row["instruction"].removesuffix(" " + REVISUAL_INSTRUCTION))
+        assert row["output"] == problems.worked_solution(key)
+
+
+@pytest.mark.parametrize("flags", [["--careless-fraction", "1"], ["--careless-fraction", "-0.1"],
+                                   ["--careless-fraction", "0.5", "--text-operands", "2"]])  # fmt: skip
+def test_bad_careless_settings_are_refused(tmp_path, flags):
+    with pytest.raises(SystemExit) as stopped:
+        run_generate(tmp_path / "out", *flags)
+    assert stopped.value.code == 2

@@ -225,3 +225,12 @@ def test_the_renderer_refuses_images_smaller_than_qwen_vl_accepts():
         digits.render_digit(3, random.Random(0), size=20)
     with pytest.raises(ValueError):
         digits.blank_image(14)
+
+
+def test_careless_solution_boxes_the_first_sum_and_needs_a_step_to_leave_out():
+    from revisual_verl.synthetic_task.problems import careless_solution
+
+    assert careless_solution((3, 4, 5)) == "<think>3+4=7</think>\\boxed{7}"
+    assert careless_solution((9, 8, 0, 2)) == "<think>9+8=17</think>\\boxed{17}"
+    with pytest.raises(ValueError, match="at least three digits"):
+        careless_solution((3, 4))

@@ -37,6 +37,7 @@ def learning_run(tmp_path_factory):
         PRETRAIN_STEPS="2 2",
         SFT_EPOCHS="1",
         RL_STEPS="2",
+        STAGE2_STEPS="2",
         RL_PROMPTS="4",
         HELDOUT_PROBLEMS="8",
     )

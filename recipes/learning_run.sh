@@ -21,8 +21,9 @@
 # early), as distilled traces mix careful and careless reasoning: stage 1 learns both habits, and RL with the
 # verifier has a habit to unlearn (docs/cpu.md). Where this run departs from the stage configs, and why (each
 # measured, README): stage 1 keeps a constant learning rate (the recipe's cosine anneal left worked solutions
-# that RL broke), RL samples at top_p 1.0, and PAD has no upper bound on |A| (the released 0.97 drops every
-# right answer of a group with fewer than 4 of 8 right, all there is at this accuracy).
+# that RL broke), RL samples at top_p 1.0, PAD has no upper bound on |A| (the released 0.97 drops every
+# right answer of a group with fewer than 4 of 8 right, all there is at this accuracy), and stage 3 gets most
+# of the RL steps; sizes and learning rates are the run's own.
 # Settings: WORK_DIR, TASK_SEED (0), CARELESS_FRACTION (0.7), HELDOUT_PROBLEMS (per set, 100), EVAL_SAMPLES (K, 2),
 # RL_STEPS (stage 3, 20), STAGE2_STEPS (RL_STEPS / 4, at least 1), TEST_FREQ (RL_STEPS: validate before stage 2
 # and after each RL stage), TASK_ROWS (2000),
@@ -178,9 +179,8 @@ LEARN_ARGS=(
   "trainer.logger=[console,file]"
   --stage2
   trainer.val_before_train=true
+  # verl validates and saves on a stage's last step whatever the frequencies.
   "trainer.total_training_steps=$STAGE2_STEPS"
-  "trainer.save_freq=$STAGE2_STEPS"
-  "trainer.test_freq=$STAGE2_STEPS"
   --stage3
   trainer.val_before_train=false
 )

@@ -100,7 +100,8 @@ class TaskSettings:
     # GRAMMAR's parts hold different problems. (Measured with one pool for both: the cold start had memorised
     # the RL problems, text RL found nothing to learn, and held-out text accuracy fell.)
     coldstart_fraction: float = DEFAULT_COLDSTART_FRACTION
-    # The share of cold-start traces that stop one addition early (problems.careless_solution), drawn per row. The
+    # The share of cold-start traces that keep only the first addition and box its sum (problems.careless_solution;
+    # for three digits, one addition early), drawn per row. The
     # cold start then teaches a careless habit beside the careful one, and RL with the verifier has a habit to unlearn
     # that no single problem owns (measured on the tiny model: RL sharpening the careful traces alone moved held-out
     # accuracy by a few points in 30 steps; dropping a taught slip is what it does in 20).
@@ -200,8 +201,11 @@ def careless_rows(settings: TaskSettings) -> list[bool]:
     return [draw.random() < settings.careless_fraction for _ in range(settings.coldstart)]
 
 
-def build_rows(settings: TaskSettings) -> tuple[dict[str, list[dict]], dict[str, KeySplit], list[tuple[int, ...]]]:
-    """The rows of every file, the two key splits, and the held-out image keys in row order."""
+def build_rows(
+    settings: TaskSettings,
+) -> tuple[dict[str, list[dict]], dict[str, KeySplit], list[tuple[int, ...]], int]:
+    """The rows of every file, the two key splits, the held-out image keys in row order, and how many cold-start
+    traces are careless."""
     image_split = split_keys(IMAGE, settings.image_operands, settings.heldout_fraction, settings.split_salt)
     text_split = split_keys(TEXT, settings.text_operands, settings.heldout_fraction, settings.split_salt)
 
@@ -237,11 +241,15 @@ def build_rows(settings: TaskSettings) -> tuple[dict[str, list[dict]], dict[str,
         ],
         "heldout_text.parquet": [textrl_row(Problem(TEXT, key)) for key in heldout_text_keys],
     }
-    return rows, {IMAGE: image_split, TEXT: text_split}, heldout_image_keys
+    return rows, {IMAGE: image_split, TEXT: text_split}, heldout_image_keys, sum(careless)
 
 
 def task_description(
-    settings: TaskSettings, rows: dict[str, list[dict]], splits: dict[str, KeySplit], heldout_image_keys
+    settings: TaskSettings,
+    rows: dict[str, list[dict]],
+    splits: dict[str, KeySplit],
+    heldout_image_keys,
+    careless_count: int = 0,
 ) -> dict:
     best = best_text_only_accuracy(heldout_image_keys)
     return {
@@ -258,7 +266,7 @@ def task_description(
             "worked_solution": Problem(TEXT, (3, 4, 5)).solution,
             "careless_solution": careless_solution((3, 4, 5)),
         },
-        "careless_coldstart_rows": sum(careless_rows(settings)),
+        "careless_coldstart_rows": careless_count,
         "keys": {
             kind: {
                 "total": len(split.train) + len(split.held_out),
@@ -311,14 +319,14 @@ def write_parquet(path: Path, rows: list[dict], schema: pa.Schema) -> None:
 
 def generate(settings: TaskSettings, output: Path) -> dict:
     """Write every file under ``output`` (created if missing); returns the content of task.json."""
-    rows, splits, heldout_image_keys = build_rows(settings)
+    rows, splits, heldout_image_keys, careless_count = build_rows(settings)
     output.mkdir(parents=True, exist_ok=True)
     for name, (part, _, _, _) in FILES.items():
         if part == "coldstart":
             write_json(output / name, rows[name])
         else:
             write_parquet(output / name, rows[name], MMRL_SCHEMA if part == "mmrl" else TEXTRL_SCHEMA)
-    task = task_description(settings, rows, splits, heldout_image_keys)
+    task = task_description(settings, rows, splits, heldout_image_keys, careless_count)
     write_json(output / TASK_FILE, task)
     return task
 
@@ -403,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.careless_fraction,
         metavar="F",
-        help="share of cold-start traces that stop one addition early and box that partial sum, a habit for RL to "
+        help="share of cold-start traces that keep only the first addition and box its sum, a habit for RL to "
         "unlearn (0 <= F < 1, default %(default)s)",
     )
     parser.add_argument(

@@ -124,7 +124,8 @@ def worked_solution(key: Sequence[int]) -> str:
 
 
 def careless_solution(key: Sequence[int]) -> str:
-    """A slip in the same format: the first addition only, and its sum boxed as the answer.
+    """A slip in the same format: the first addition only, and its sum boxed as the answer (for three digits, one
+    addition early).
 
     ``<think>3+4=7</think>\\boxed{7}`` for 3, 4, 5. Distilled traces mix careful and careless reasoning; a cold start
     on such a mix teaches both habits, and only a verifier tells them apart (the slip is right only when the digits it

@@ -36,8 +36,7 @@ def learning_run(tmp_path_factory):
         TASK_ROWS="64",
         PRETRAIN_STEPS="2 2",
         SFT_EPOCHS="1",
-        RL_STEPS="2",
-        STAGE2_STEPS="2",
+        RL_STEPS="2",  # stage 3; stage 2 takes RL_STEPS / 4, at least 1
         RL_PROMPTS="4",
         HELDOUT_PROBLEMS="8",
     )
@@ -63,14 +62,15 @@ def test_every_stage_model_is_evaluated_on_every_held_out_set(learning_run):
         assert all(0.0 <= value <= 1.0 for value in accuracy[model].values())
     # stage 1's figures are stage 2's validation before training; the others each stage's last step.
     # The base's figures come from recipes/evaluate.sh (verl's val_only), the same validation path.
-    assert summary["heldout_read_at_step"] == {"base": 0, "stage1": 0, "stage2": 2, "stage3": 2}
+    assert summary["heldout_read_at_step"] == {"base": 0, "stage1": 0, "stage2": 1, "stage3": 2}
     assert summary["samples_per_problem"] == {"base": 2, "stage2": 2, "stage3": 2}
     assert {"task_and_data", "base_model", "base_eval", "stage1", "stage2", "stage3", "total"} <= set(
         summary["seconds"]
     )
     base_eval = json.loads((work_dir / "run" / "base_eval" / "eval.json").read_text())
     assert {name: entry["problems"] for name, entry in base_eval["benchmarks"].items()} == dict.fromkeys(SETS, 8)
-    assert len(summary["training"]["stage2"]["reward"]) == 2
+    assert len(summary["training"]["stage2"]["reward"]) == 1
+    assert len(summary["training"]["stage3"]["reward"]) == 2
     assert (work_dir / "run" / "learning.png").stat().st_size > 10_000
 
 

@@ -298,7 +298,7 @@ def test_the_verifier_pays_the_prepared_cold_start_traces(raw, tmp_path, problem
         assert revisual_reward(assistant["content"], str(int(answer) + 1), 16).accuracy == 0.0
 
 
-def test_careless_traces_stop_one_addition_early_in_the_share_asked(tmp_path, problem_digits):
+def test_careless_traces_box_the_first_sum_in_the_share_asked(tmp_path, problem_digits):
     assert run_generate(tmp_path / "raw", "--coldstart", "400", "--careless-fraction", "0.7") == 0
     rows = rows_of(tmp_path / "raw" / "coldstart.json")
     careless = 0
@@ -306,12 +306,12 @@ def test_careless_traces_stop_one_addition_early_in_the_share_asked(tmp_path, pr
         key = problem_digits(row["instruction"].removesuffix(" " + REVISUAL_INSTRUCTION))
         if row["output"] == problems.careless_solution(key):
             careless += 1
-            # The slip boxes the first sum; the verifier pays it only when the digits left out add to 0.
-            assert row["output"] == f"<think>{key[0]}+{key[1]}={key[0] + key[1]}</think>\\boxed{{{key[0] + key[1]}}}"
+            # The verifier pays the slip only when the digits it leaves out add to 0.
             assert (revisual_reward(row["output"], str(sum(key)), 16).accuracy == 1.0) == (sum(key[2:]) == 0)
         else:
             assert row["output"] == problems.worked_solution(key)
-    assert 0.62 < careless / len(rows) < 0.78  # 400 draws at 0.7: four standard deviations either side
+    # Seeded, so the share is fixed; the bound is ~3.5 standard deviations of 400 draws at 0.7 either side.
+    assert 0.62 < careless / len(rows) < 0.78
     task = json.loads((tmp_path / "raw" / "task.json").read_text())
     assert task["careless_coldstart_rows"] == careless and task["settings"]["careless_fraction"] == 0.7
     # The draw has a stream of its own: the same problems are asked with or without slips.
@@ -323,9 +323,15 @@ def test_careless_traces_stop_one_addition_early_in_the_share_asked(tmp_path, pr
         assert row["output"] == problems.worked_solution(key)
 
 
-@pytest.mark.parametrize("flags", [["--careless-fraction", "1"], ["--careless-fraction", "-0.1"],
-                                   ["--careless-fraction", "0.5", "--text-operands", "2"]])  # fmt: skip
-def test_bad_careless_settings_are_refused(tmp_path, flags):
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [(["--careless-fraction", "1"], "careless_fraction must be in [0, 1)"),
+     (["--careless-fraction", "-0.1"], "careless_fraction must be in [0, 1)"),
+     (["--careless-fraction", "0.5", "--text-operands", "2"], "need --text-operands 3 or more")],
+)  # fmt: skip
+def test_bad_careless_settings_are_refused(tmp_path, flags, message, capsys):
     with pytest.raises(SystemExit) as stopped:
         run_generate(tmp_path / "out", *flags)
     assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

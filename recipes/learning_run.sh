@@ -17,8 +17,8 @@
 #      run/summary.json and run/learning.png.
 # Held-out accuracy is verl's val-core/<set>/acc/mean@K: K samples per problem at the training
 # sampling (temperature 1.0, top_p 1.0), scored by the recipe's verifier; a picture is one vision token.
-# The cold start mixes careless traces into the worked ones (CARELESS_FRACTION of its traces stop one addition
-# early), as distilled traces mix careful and careless reasoning: stage 1 learns both habits, and RL with the
+# The cold start mixes careless traces into the worked ones (CARELESS_FRACTION of its traces keep only the first
+# addition), as distilled traces mix careful and careless reasoning: stage 1 learns both habits, and RL with the
 # verifier has a habit to unlearn (docs/cpu.md). Where this run departs from the stage configs, and why (each
 # measured, README): stage 1 keeps a constant learning rate (the recipe's cosine anneal left worked solutions
 # that RL broke), RL samples at top_p 1.0, PAD has no upper bound on |A| (the released 0.97 drops every

@@ -101,10 +101,10 @@ class TaskSettings:
     # the RL problems, text RL found nothing to learn, and held-out text accuracy fell.)
     coldstart_fraction: float = DEFAULT_COLDSTART_FRACTION
     # The share of cold-start traces that keep only the first addition and box its sum (problems.careless_solution;
-    # for three digits, one addition early), drawn per row. The
-    # cold start then teaches a careless habit beside the careful one, and RL with the verifier has a habit to unlearn
-    # that no single problem owns (measured on the tiny model: RL sharpening the careful traces alone moved held-out
-    # accuracy by a few points in 30 steps; dropping a taught slip is what it does in 20).
+    # for three digits, one addition early), drawn per row. The cold start then teaches a careless habit beside the
+    # careful one, and RL with the verifier has a habit to unlearn that no single problem owns (measured on the tiny
+    # model: RL sharpening the careful traces alone moved held-out accuracy by a few points in 30 steps; dropping a
+    # taught slip is what it does in 20).
     careless_fraction: float = 0.0
     split_salt: str = DEFAULT_SPLIT_SALT
     image_size: int = BASE_SIZE

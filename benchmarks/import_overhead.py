@@ -53,9 +53,7 @@ def plugin_policies() -> tuple[str, str]:
 
 def one_run(policy: str) -> dict:
     env = {**os.environ, "VERL_USE_EXTERNAL_PLUGINS": policy}
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD], capture_output=True, text=True, env=env, cwd="/", check=False
-    )
+    out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, env=env, cwd="/", check=False)
     if out.returncode != 0:
         sys.exit(f"import verl failed ({policy=}):\n{out.stderr}")
     lines = out.stdout.splitlines() + out.stderr.splitlines()
@@ -88,6 +86,7 @@ def main() -> None:
         return statistics.median(run[key] for run in results[mode])
 
     print(f"import verl, {args.runs} fresh processes per mode (VERL_USE_EXTERNAL_PLUGINS: {modes})")
+
     def fastest(mode: str) -> float:
         return min(run["time_s"] for run in results[mode])
 

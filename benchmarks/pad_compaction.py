@@ -3,26 +3,30 @@
     python benchmarks/pad_compaction.py [--groups 8 --n 8 --mini-batch 16 --repeats 3]
 
 One GRPO step batch (groups x n responses, every group mixed so that every row is in PAD's effective set) is
-distilled at kept fractions 1.0, 0.5 and 0.25 (rho), with PAD's own selection (``pad_select_rows``) and the
-distilled mode's own row list (``distilled_rows``). For each fraction, in one run, on the same engine:
+distilled at kept fractions 1.0, 0.5 and 0.25 (rho, the paper's draw without replacement) and with the
+settings the authors released (power priority 1.5, rho 1.5 with replacement, 0.03 <= |A| <= 0.97), with PAD's
+own selection (``pad_select_rows``) and the distilled mode's own row lists. For each, in one run, on the same
+engine:
 
 - masked (``algorithm.pad.compact=false``): old log-prob and reference log-prob over every row, then the actor
   update over every row in mini-batches of ``--mini-batch`` rows, unselected rows masked out of the loss;
 - distilled (default): the same three passes over the selected rows only, padded with verl's own padding rows
   (``construct_minimal_padding_template``: 127 prompt tokens, one masked response token) to the mini-batch
-  multiple, as the pad_sync trainer builds it.
+  multiple, as the pad_sync trainer builds it; a row drawn m times is one row of weight m
+  (``algorithm.pad.duplicates=weights``);
+- copies (released settings only, ``duplicates=copies``, the authors' trainer): a row drawn m times is m rows.
 
 The engine is verl's FSDP2 engine as the ``revisual`` vendor selects it, on the CPU+gloo platform of
 tests/engine (the script re-runs itself in a subprocess with that platform), on a small Qwen2.5-VL built from a
 config. The reference pass is a second forward of the same engine (verl's ref worker runs the same forward).
 Every time is the fastest of ``--repeats`` rounds (each round runs every fraction in both modes), phase by
-phase and for the whole. The last line is the distilled/masked ratio at keep=0.25.
+phase and for the whole. The last lines are the distilled/masked ratio at keep=0.25 and, for the released
+settings, the rows through the model passes per rollout row with weights and with copies.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import subprocess
 import sys
@@ -32,6 +36,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 KEEPS = (1.0, 0.5, 0.25)
+# The paper's draw (softmax priority, no replacement) at each kept fraction, then the authors' released settings.
+PLANS = {f"{keep:.2f}": {"rho": keep, "t_low": 0.03} for keep in KEEPS}
+PLANS["released"] = {"priority": "power", "alpha": 1.5, "rho": 1.5, "replacement": True, "t_low": 0.03, "t_high": 0.97}
 CHILD_FLAG = "REVISUAL_PAD_COMPACTION_CHILD"
 
 
@@ -100,7 +107,7 @@ def make_step(args):
     return prompts, responses, scores, uids
 
 
-def select(responses, scores, uids, keep: float):
+def select(responses, scores, uids, pad: dict):
     """PAD's selection as the pad_sync trainer runs it (GRPO on the rewards, then the draw)."""
     import numpy as np
     import torch
@@ -114,7 +121,7 @@ def select(responses, scores, uids, keep: float):
     rewards = torch.zeros(len(responses), width)
     rewards[torch.arange(len(responses)), lengths - 1] = torch.tensor(scores)
     set_progress(0, 1)
-    config = OmegaConf.create({"pad": {"rho": keep, "t_low": 0.03}, "norm_adv_by_std_in_grpo": True})
+    config = OmegaConf.create({"pad": pad, "norm_adv_by_std_in_grpo": True})
     return pad_select_rows(rewards, mask, np.array(uids, dtype=object), config)
 
 
@@ -209,7 +216,7 @@ def child(args) -> None:
     import torch.distributed as dist
     from engine_cpu_run import actor_loss, build_engine
 
-    from revisual_verl.pad.distill import distilled_rows
+    from revisual_verl.pad.distill import distilled_rows, distinct_rows
 
     dist.init_process_group("gloo", init_method=f"file://{tempfile.mktemp()}", rank=0, world_size=1)
     prompts, responses, scores, uids = make_step(args)
@@ -227,37 +234,49 @@ def child(args) -> None:
         # Warm-up: the first passes pay for allocations and lazy initialisation.
         for _ in range(2):
             time_passes(engine, loss_fn, [(p, r, m, m, 0.0) for p, r, m in zip(prompts, responses, ones)], args)
+
+        def padded(rows):
+            return rows + [(pad_prompt, pad_response, pad_mask, pad_mask, 0.0)] * (-len(rows) % args.mini_batch)
+
         plans = []
-        for keep in KEEPS:
-            result = select(responses, scores, uids, keep)
+        for label, pad in PLANS.items():
+            result = select(responses, scores, uids, pad)
             weights = result.weights.long().tolist()
             seq_adv = result.seq_adv.tolist()
             masked = [
                 (prompts[i], responses[i], ones[i] * int(weights[i] > 0), ones[i] * weights[i], seq_adv[i] * weights[i])
                 for i in range(num_rows)
             ]
-            picked = distilled_rows(result.weights)
-            distilled = [(prompts[i], responses[i], ones[i], ones[i], seq_adv[i]) for i in picked]
-            padding = -len(distilled) % args.mini_batch
-            distilled += [(pad_prompt, pad_response, pad_mask, pad_mask, 0.0)] * padding
-            plans.append((keep, len(picked), padding, {"masked": masked, "distilled": distilled}))
-        # Every (keep, mode) once per round, so that load from other work on the machine spreads over all.
-        runs = {(keep, mode): [] for keep, *_ in plans for mode in ("masked", "distilled")}
+            # What pad_sync's distilled mode builds: each drawn row once with weight m, or m copies.
+            weighted = [
+                (prompts[i], responses[i], ones[i], ones[i] * weights[i], seq_adv[i] * weights[i])
+                for i in distinct_rows(result.weights)
+            ]
+            batches = {"masked": masked, "distilled": padded(weighted)}
+            if pad.get("replacement", False):
+                copied = [
+                    (prompts[i], responses[i], ones[i], ones[i], seq_adv[i]) for i in distilled_rows(result.weights)
+                ]
+                batches["copies"] = padded(copied)
+            real = {"masked": num_rows, "distilled": len(weighted), "copies": sum(weights)}
+            plans.append((label, batches, real))
+        # Every (plan, mode) once per round, so that load from other work on the machine spreads over all.
+        runs = {(label, mode): [] for label, batches, _ in plans for mode in batches}
         for _ in range(args.repeats):
-            for keep, _, _, batches in plans:
+            for label, batches, _ in plans:
                 for mode, rows in batches.items():
-                    runs[(keep, mode)].append(time_passes(engine, loss_fn, rows, args))
-        for keep, selected, padding, batches in plans:
+                    runs[(label, mode)].append(time_passes(engine, loss_fn, rows, args))
+        for label, batches, real in plans:
             # The fastest of the rounds, phase by phase and for the whole (as timeit reports).
             best = {}
             for mode in batches:
-                mode_runs = runs[(keep, mode)]
+                mode_runs = runs[(label, mode)]
                 best[mode] = {phase: min(run[phase] for run in mode_runs) for phase in mode_runs[0]}
             results.append(
                 {
-                    "keep": keep,
-                    "selected": selected,
-                    "padding": padding,
+                    "plan": label,
+                    "rows": {mode: len(rows) for mode, rows in batches.items()},
+                    "padding": {mode: len(rows) - real[mode] for mode, rows in batches.items()},
                     "updates": {mode: len(rows) // args.mini_batch for mode, rows in batches.items()},
                     "times": best,
                 }
@@ -272,25 +291,26 @@ def report(results, num_rows: int, args) -> None:
         f"mini-batch {args.mini_batch} rows, micro-batch {args.micro_batch}, best of {args.repeats}; seconds"
     )
     header = (
-        f"{'keep':>5} {'mode':>9} {'rows':>5} {'pad':>4} {'updates':>7} "
+        f"{'keep':>8} {'mode':>9} {'rows':>5} {'pad':>4} {'updates':>7} "
         f"{'old_log_prob':>12} {'ref':>7} {'update':>7} {'total':>7} {'ratio':>6}"
     )
     print(header)
     print("-" * len(header))
     for entry in results:
         masked_total = entry["times"]["masked"]["total"]
-        for mode in ("masked", "distilled"):
-            t = entry["times"][mode]
-            rows = num_rows if mode == "masked" else entry["selected"] + entry["padding"]
-            pad = 0 if mode == "masked" else entry["padding"]
+        for mode, t in entry["times"].items():
             print(
-                f"{entry['keep']:>5.2f} {mode:>9} {rows:>5} {pad:>4} {entry['updates'][mode]:>7} "
-                f"{t['old_log_prob']:>12.3f} {t['ref']:>7.3f} {t['update_actor']:>7.3f} {t['total']:>7.3f} "
-                f"{t['total'] / masked_total:>6.2f}"
+                f"{entry['plan']:>8} {mode:>9} {entry['rows'][mode]:>5} {entry['padding'][mode]:>4} "
+                f"{entry['updates'][mode]:>7} {t['old_log_prob']:>12.3f} {t['ref']:>7.3f} {t['update_actor']:>7.3f} "
+                f"{t['total']:>7.3f} {t['total'] / masked_total:>6.2f}"
             )
-    last = next(entry for entry in results if math.isclose(entry["keep"], 0.25))
+    last = next(entry for entry in results if entry["plan"] == "0.25")
     ratio = last["times"]["distilled"]["total"] / last["times"]["masked"]["total"]
     print(f"keep=0.25 distilled/masked time ratio {ratio:.2f}")
+    released = next(entry for entry in results if entry["plan"] == "released")
+    per_row = {mode: released["rows"][mode] / num_rows for mode in ("distilled", "copies")}
+    weights, copies = per_row["distilled"], per_row["copies"]
+    print(f"released settings: model-pass rows per rollout row {weights:.2f} (copies {copies:.2f})")
 
 
 def main() -> None:

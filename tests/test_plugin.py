@@ -14,14 +14,10 @@ from revisual_verl import plugin
 # What a process selecting each name runs, starting from a fresh interpreter that has only done
 # `import verl`: verl's own lookup, entered through the module verl itself imports for it.
 SELECT = {
-    "pad": (
-        "from verl.trainer.ppo.core_algos import get_adv_estimator_fn\n"
-        "found = get_adv_estimator_fn('pad')\n"
-    ),
+    "pad": ("from verl.trainer.ppo.core_algos import get_adv_estimator_fn\nfound = get_adv_estimator_fn('pad')\n"),
     "pad_sync": (
         # the registry module itself first (not the package verl's main_ppo imports)
-        "from verl.trainer.ppo.v1.trainer_base import get_trainer_cls\n"
-        "found = get_trainer_cls('pad_sync')\n"
+        "from verl.trainer.ppo.v1.trainer_base import get_trainer_cls\nfound = get_trainer_cls('pad_sync')\n"
     ),
     "revisual": (
         # as verl's config check does (verl/workers/config/reward.py), then verl's lookup
@@ -163,9 +159,7 @@ def test_fresh_interpreter_with_every_registry_imported_stops_watching():
     # Once every component has registered, nothing of the plugin stays on the import path, and the
     # watched verl modules keep their own loaders.
     code = (
-        "import sys, json, verl\n"
-        + "".join(SELECT.values())
-        + "import revisual_verl.plugin as plugin\n"
+        "import sys, json, verl\n" + "".join(SELECT.values()) + "import revisual_verl.plugin as plugin\n"
         "import verl.trainer.ppo.v1 as v1, verl.trainer.ppo.core_algos as core_algos\n"
         "print(json.dumps({'watching': plugin.watcher in sys.meta_path,"
         " 'waiting': sorted(plugin.watcher.waiting_for()),"

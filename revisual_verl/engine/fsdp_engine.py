@@ -101,11 +101,7 @@ class RevisualFSDPEngine(FSDPEngineWithLMHead):
     def _pins_memory_without_accelerator(self) -> bool:
         from verl.utils.device import get_device_name
 
-        return (
-            get_device_name() == "cpu"
-            and self.engine_config.strategy == "fsdp2"
-            and self.engine_config.forward_only
-        )
+        return get_device_name() == "cpu" and self.engine_config.strategy == "fsdp2" and self.engine_config.forward_only
 
     def _build_optimizer(self, module):
         if not self.freezes_vision:

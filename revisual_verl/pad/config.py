@@ -11,6 +11,7 @@ from revisual_verl.pad.selection import PRIORITIES, TAU_SCHEDULES
 from revisual_verl.typed_settings import settings_from_section
 
 GRPO_IMPLS = ("fast", "verl")
+DUPLICATES = ("weights", "copies")
 # Loss aggregation modes whose denominator counts sequences (global batch size): a masked row would
 # still dilute the loss, so PAD would no longer train on the selected rows only.
 ROW_COUNTING_LOSS_AGG_MODES = ("seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
@@ -30,7 +31,9 @@ class PadConfig:
     seed: int = 0
     grpo_impl: str = "fast"
     compact: bool = True
-    """pad_sync trains on the distilled batch (selected rows, duplicates included); false: masks the full batch."""
+    """pad_sync trains on the distilled batch (the selected rows only); false: masks the full batch."""
+    duplicates: str = "weights"
+    """A row drawn m times: ``weights`` trains it once with weight m; ``copies`` stores and trains m copies."""
 
     def __post_init__(self):
         # Hydra and YAML spell "no upper bound" as null or inf; one value inside.
@@ -57,6 +60,8 @@ class PadConfig:
             bad("alpha", "must be a finite number > 0")
         if self.grpo_impl not in GRPO_IMPLS:
             bad("grpo_impl", f"must be one of {GRPO_IMPLS}")
+        if self.duplicates not in DUPLICATES:
+            bad("duplicates", f"must be one of {DUPLICATES}")
 
     @classmethod
     def from_algorithm(cls, algorithm: Any) -> PadConfig:

@@ -1,9 +1,10 @@
 """The distilled batch of the ``pad_sync`` trainer: PAD's selected rows as TransferQueue keys.
 
-A row drawn m times (sampling with replacement) appears m times, as in the authors' trainer: its first
-copy keeps its key, the others are stored under new keys (:func:`copy_key`) holding the same fields.
-Advantages are written per row as one draw's GRPO advantage; verl's padding rows get zeros and keep
-their all-zero masks, so they never count in the loss.
+A row drawn m times (sampling with replacement) is either one row of weight m (``duplicates=weights``:
+its advantage and its ``loss_mask`` are scaled by m, nothing is copied) or m rows, as in the authors'
+trainer (``copies``: the first keeps its key, the others are stored under new keys, :func:`copy_key`,
+holding the same fields). verl's padding rows get zero advantages and keep their all-zero masks, so
+they never count in the loss.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ def distilled_rows(weights: torch.Tensor) -> list[int]:
     """Row indices of the distilled batch: row i repeated ``weights[i]`` times, ascending."""
     counts = weights.detach().round().to(torch.long).clamp(min=0).cpu()
     return torch.repeat_interleave(torch.arange(counts.numel()), counts).tolist()
+
+
+def distinct_rows(weights: torch.Tensor) -> list[int]:
+    """Row indices drawn at least once, ascending: the distilled batch when duplicates are weights."""
+    return (weights.detach().round() > 0).nonzero().squeeze(1).cpu().tolist()
 
 
 def copy_key(key: str, copy_number: int) -> str:
@@ -99,6 +105,24 @@ def put_row_advantages(partition_id: str, keys: list[str], values: torch.Tensor)
     fields = TensorDict(dict(zip(ADVANTAGE_FIELDS, (advantages, returns), strict=True)), batch_size=len(keys))
     # The returned metadata names every field stored for these rows (what the next pass may read).
     return tq.kv_batch_put(keys=keys, partition_id=partition_id, fields=fields)
+
+
+def scale_rows(mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """A copy of ``mask`` (jagged nested or padded, [batch, *]) with row i multiplied by ``weights[i]``."""
+    weights = weights.to(mask.dtype)
+    if not mask.is_nested:
+        return mask * weights.view(-1, *([1] * (mask.dim() - 1)))
+    offsets = mask.offsets()
+    per_token = torch.repeat_interleave(weights.to(offsets.device), offsets.diff())
+    return torch.nested.nested_tensor_from_jagged(mask.values() * per_token, offsets)
+
+
+def scale_loss_mask(partition_id: str, keys: list[str], weights: torch.Tensor) -> None:
+    """Multiply each row's stored ``loss_mask`` by its weight. The engine sums ``loss_mask`` for the
+    token-mean denominator, so a row of weight m counts as m rows there; ``response_mask`` stays 0/1."""
+    stored = tq.kv_batch_get(keys=keys, partition_id=partition_id, select_fields=["loss_mask"])
+    fields = TensorDict({"loss_mask": scale_rows(stored["loss_mask"], weights)}, batch_size=len(keys))
+    tq.kv_batch_put(keys=keys, partition_id=partition_id, fields=fields)
 
 
 def bookkeeping_batch(batch: KVBatchMeta, distilled: KVBatchMeta) -> KVBatchMeta:

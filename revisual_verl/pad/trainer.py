@@ -2,9 +2,11 @@
 
 Distilled mode (``algorithm.pad.compact=true``, the default): GRPO advantages depend only on the rewards
 and groups, so the trainer selects right after the reward and runs old log-prob, reference log-prob,
-the advantage write-back and the actor update on the distilled batch only: the selected rows, a row
-drawn m times appearing m times (:mod:`revisual_verl.pad.distill`), padded with verl's own padding
-rows to the multiple verl requires. The passes after generation cost in proportion to the rows kept.
+the advantage write-back and the actor update on the distilled batch only: the selected rows
+(:mod:`revisual_verl.pad.distill`), padded with verl's own padding rows to the multiple verl requires.
+A row drawn m times is one row of weight m (``algorithm.pad.duplicates=weights``, the default) or m
+stored copies (``copies``, the authors' trainer). The passes after generation cost in proportion to
+the rows kept.
 
 Masked mode (``compact=false``, or a config the distilled mode cannot serve: a critic, KL in the
 reward, rollout correction): every row goes through the passes. verl's v1 trainer stores only
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 
 import numpy as np
 import torch
@@ -33,6 +36,7 @@ from verl.utils.debug import marked_timer
 
 from revisual_verl.pad import distill
 from revisual_verl.pad.config import PadConfig, check_loss_agg_mode
+from revisual_verl.pad.distill import scale_rows
 from revisual_verl.pad.estimator import PAD_ESTIMATOR, pad_select_rows, pop_latest_result, set_progress
 from revisual_verl.pad.handoff import PadStepResult
 from revisual_verl.reward.metrics import reward_metrics
@@ -40,16 +44,6 @@ from revisual_verl.reward.metrics import reward_metrics
 logger = logging.getLogger(__name__)
 
 PAD_TRAINER_MODE = "pad_sync"
-
-
-def scale_rows(mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """A copy of ``mask`` (jagged nested or padded, [batch, *]) with row i multiplied by ``weights[i]``."""
-    weights = weights.to(mask.dtype)
-    if not mask.is_nested:
-        return mask * weights.view(-1, *([1] * (mask.dim() - 1)))
-    offsets = mask.offsets()
-    per_token = torch.repeat_interleave(weights.to(offsets.device), offsets.diff())
-    return torch.nested.nested_tensor_from_jagged(mask.values() * per_token, offsets)
 
 
 @register_trainer(PAD_TRAINER_MODE)
@@ -128,7 +122,8 @@ class PadSyncTrainer(PPOTrainerSync):
             self._note_skip(True, metrics)
             return batch
 
-        rows = distill.distilled_rows(result.weights)
+        weighted = self.pad_settings.duplicates == "weights"
+        rows = distill.distinct_rows(result.weights) if weighted else distill.distilled_rows(result.weights)
         distilled = distill.put_distilled_batch(batch, rows)
         num_rows = len(distilled)
         # verl's own padding rows (all-zero masks) up to the multiple its engine needs, and its dp balance.
@@ -142,7 +137,7 @@ class PadSyncTrainer(PPOTrainerSync):
             with marked_timer("ref", timing_raw, color="olive"):
                 distilled = self._compute_ref_log_prob(distilled, metrics=metrics)
         with marked_timer("adv", timing_raw, color="brown"):
-            distilled = self._put_advantages(batch, distilled, result)
+            distilled = self._put_advantages(batch, distilled, result, weighted)
         if self.config.trainer.critic_warmup <= self.global_steps:
             with marked_timer("update_actor", timing_raw, color="red"):
                 PPOTrainer._update_actor(self, distilled, metrics)
@@ -162,16 +157,22 @@ class PadSyncTrainer(PPOTrainerSync):
         return result
 
     @staticmethod
-    def _put_advantages(batch, distilled, result: PadStepResult):
-        """One draw's advantage on every copy of a selected row, 0 on verl's padding and on unselected rows.
-        Returns the distilled batch naming every field now stored for it: verl's passes read only the
-        fields their batch names, and verl's own reference pass does not add ``ref_log_prob`` to them."""
+    def _put_advantages(batch, distilled, result: PadStepResult, weighted: bool):
+        """Advantages of the distilled batch, 0 on verl's padding and on unselected rows. Copies: one draw's
+        advantage on every copy. Weights: a row drawn m times gets m times one draw's advantage and a
+        ``loss_mask`` that counts its tokens m times (the token-mean denominator), which is the loss of
+        m copies. Returns the distilled batch naming every field now stored for it: verl's passes read
+        only the fields their batch names, and verl's own reference pass does not add ``ref_log_prob``."""
         row_of = {key: i for i, key in enumerate(batch.keys)}
         seq_adv = torch.where(result.keep, result.seq_adv, torch.zeros_like(result.seq_adv))
-        values = []
+        values, multiplicity = [], []
         for key, tag in zip(distilled.keys, distilled.tags, strict=True):
             source = key if key in row_of else tag.get("pad_copy_of")
-            values.append(float(seq_adv[row_of[source]]) if source is not None else 0.0)
+            weight = float(result.weights[row_of[source]]) if (weighted and source is not None) else 1.0
+            values.append(float(seq_adv[row_of[source]]) * weight if source is not None else 0.0)
+            multiplicity.append(weight)
+        if any(weight != 1.0 for weight in multiplicity):
+            distill.scale_loss_mask(batch.partition_id, list(distilled.keys), torch.tensor(multiplicity))
         written = distill.put_row_advantages(batch.partition_id, list(distilled.keys), torch.tensor(values))
         in_distilled = set(distilled.keys)
         unselected = [key for key in batch.keys if key not in in_distilled]
@@ -179,13 +180,17 @@ class PadSyncTrainer(PPOTrainerSync):
             distill.put_row_advantages(batch.partition_id, unselected, torch.zeros(len(unselected)))
         return dataclasses.replace(distilled, fields=list(written.fields or []))
 
-    @staticmethod
-    def _kept_metrics(result: PadStepResult, model_rows: int, padding_rows: int) -> dict:
+    def _kept_metrics(self, result: PadStepResult, model_rows: int, padding_rows: int) -> dict:
         rows = result.metrics.get("pad/rows", 0.0)
+        actor = self.config.actor_rollout_ref.actor
+        mini_batch_rows = int(actor.ppo_mini_batch_size) * int(self.config.actor_rollout_ref.rollout.n)
+        updates = 0 if result.empty else math.ceil(model_rows / mini_batch_rows) * int(actor.get("ppo_epochs", 1))
         return {
             "pad/kept_fraction": float(result.weights.sum()) / rows if rows else 0.0,
             "pad/model_rows": float(model_rows),
             "pad/padding_rows": float(padding_rows),
+            # What the entropy warm-up counts; varies per step with PAD's effective set.
+            "pad/optimizer_updates": float(updates),
         }
 
     def _note_skip(self, skip: bool, metrics: dict) -> None:

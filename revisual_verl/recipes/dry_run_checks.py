@@ -257,7 +257,38 @@ def _check_ppo_batches(config: DictConfig) -> str:
     responses = mini * config.actor_rollout_ref.rollout.n
     if responses < world // sp:
         raise ValueError(f"a mini-batch of {responses} responses cannot feed {world // sp} data-parallel ranks")
-    return f"{prompts // mini} optimizer updates per step, {responses} responses per mini-batch"
+    return f"{prompts // mini} mini-batches of {responses} responses in a step's rollout"
+
+
+def _check_optimizer_updates(config: DictConfig) -> str:
+    """The most optimizer updates a step makes with the settings that act, and where stage 3's entropy
+    warm-up (counted in updates) ends at that rate."""
+    from revisual_verl.engine.settings import ACTOR_ENGINE_KEY, convert_engine_section
+    from revisual_verl.pad.config import PadConfig
+    from revisual_verl.pad.estimator import PAD_ESTIMATOR
+    from revisual_verl.pad.updates import first_step_after_warmup, updates_per_step
+
+    actor, rollout = config.actor_rollout_ref.actor, config.actor_rollout_ref.rollout
+    estimator = getattr(config.algorithm.adv_estimator, "value", config.algorithm.adv_estimator)
+    pad_sync = config.trainer.get("use_v1", False) and config.trainer.v1.get("trainer_mode", None) == "pad_sync"
+    pad = PadConfig.from_algorithm(config.algorithm) if estimator == PAD_ESTIMATOR else None
+    count = updates_per_step(
+        rollout_rows=int(config.data.train_batch_size) * int(rollout.n),
+        mini_batch_rows=int(actor.ppo_mini_batch_size) * int(rollout.n),
+        epochs=int(actor.get("ppo_epochs", 1) or 1),
+        pad=pad,
+        compact=bool(pad is not None and pad.compact and pad_sync),
+    )
+    text = f"at most {count.most} per step ({count.rule}: <= {count.rows} rows)"
+    if count.varies:
+        text += "; varies per step with PAD's effective set (metric pad/optimizer_updates)"
+    section = OmegaConf.select(config, ACTOR_ENGINE_KEY, default=None)
+    schedule = getattr(convert_engine_section(section, ACTOR_ENGINE_KEY), "entropy", None) if section else None
+    if schedule is not None and schedule.schedule != "none":
+        step = first_step_after_warmup(int(schedule.warmup_updates), count.most)
+        later = ", later when PAD keeps fewer rows" if count.varies else ""
+        text += f"; entropy warm-up of {schedule.warmup_updates} updates: bonus from step {step} at the earliest{later}"
+    return text
 
 
 def _check_rollout_parallelism(config: DictConfig) -> str:
@@ -352,6 +383,7 @@ def validate_ppo(config: DictConfig, *, require_images: bool) -> Report:
 
     report.check("verl validate_config (incl. actor -> ActorConfig)", verl_validate)
     report.check("PPO mini-batches", lambda: _check_ppo_batches(resolved))
+    report.check("optimizer updates", lambda: _check_optimizer_updates(resolved))
     report.check("rollout parallelism", lambda: _check_rollout_parallelism(resolved))
     report.check("KL estimators", lambda: _check_kl_estimators(resolved))
     report.check("actor_rollout_ref.rollout -> dataclass", _convert(resolved, "actor_rollout_ref.rollout"))

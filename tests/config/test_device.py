@@ -39,15 +39,48 @@ def test_every_cpu_setting_wins_over_the_stage(plugin_config, stage, group):
     assert "trainer.device" in changed or "actor_rollout_ref.rollout.name" in changed
 
 
-def test_gpu_is_the_default_and_leaves_the_stage_as_written(plugin_config):
+def overlay_of(group, device):
+    return dict(leaves(yaml.safe_load((CONFIG_DIR / group / f"{device}.yaml").read_text())))
+
+
+def test_gpu_is_the_default_and_adds_verls_tested_settings(plugin_config):
     stage2 = plugin_config("stage2_multimodal_rl")
+    assert stage2 == plugin_config("stage2_multimodal_rl", ["device=gpu"])
+    # The stage's own values stand beside the overlay.
     assert stage2.actor_rollout_ref.model.use_remove_padding is True
     assert stage2.actor_rollout_ref.actor.use_dynamic_bsz is True
     assert stage2.actor_rollout_ref.ref.fsdp_config.param_offload is True
     assert OmegaConf.select(stage2, "ray_kwargs.ray_init.runtime_env.worker_process_setup_hook") is None
-    assert stage2 == plugin_config("stage2_multimodal_rl", ["device=gpu"])
-    for group in ("device", "sft_device"):
-        assert yaml.safe_load((CONFIG_DIR / group / "gpu.yaml").read_text()) is None  # comments only
+    # What verl's Qwen2.5-VL example runs with (examples/grpo_trainer/run_qwen2_5_vl_7b_fsdp.sh).
+    gpu = overlay_of("device", "gpu")
+    assert gpu["actor_rollout_ref.actor.strategy"] == "fsdp2" and gpu["actor_rollout_ref.ref.strategy"] == "fsdp2"
+    assert gpu["actor_rollout_ref.model.use_fused_kernels"] is True
+    for stage in ("stage2_multimodal_rl", "stage3_text_rl"):
+        composed = plugin_config(stage)
+        for key, value in gpu.items():
+            assert OmegaConf.select(composed, key) == value, (stage, key)
+        # Not verl's default: the overlay is what sets it.
+        cpu = plugin_config(stage, ["device=cpu"])
+        assert OmegaConf.select(cpu, "actor_rollout_ref.model.use_fused_kernels") is False
+    stage1 = plugin_config("stage1_coldstart_sft")
+    assert stage1 == plugin_config("stage1_coldstart_sft", ["sft_device=gpu"])
+    assert stage1.engine.strategy == "fsdp2"
+
+
+def test_the_gpu_strategy_reaches_the_engine_config_verl_builds(plugin_config):
+    from verl.utils.config import omega_conf_to_dataclass
+
+    for stage in ("stage2_multimodal_rl", "stage3_text_rl"):
+        composed = plugin_config(stage)
+        OmegaConf.resolve(composed)
+        actor = omega_conf_to_dataclass(composed.actor_rollout_ref.actor)
+        # verl copies actor.strategy into the engine config, which picks FSDP1 or FSDP2 in every worker.
+        assert actor.engine.strategy == "fsdp2", stage
+        assert actor.engine.entropy_from_logits_with_chunking and actor.engine.entropy_checkpointing
+        assert type(actor.engine).__name__ == "RevisualFSDPEngineConfig"
+    sft = plugin_config("stage1_coldstart_sft")
+    OmegaConf.resolve(sft)
+    assert omega_conf_to_dataclass(sft.engine).strategy == "fsdp2"
 
 
 def test_the_stage_settings_outside_the_overlay_stay(plugin_config):

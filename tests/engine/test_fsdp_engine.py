@@ -61,7 +61,15 @@ def test_stage3_engine_freezes_tower_anneals_entropy_and_resumes():
     }
     result = run_engine(
         {},
-        "--strategy", "fsdp2", "--batches", "text,image,text", "--updates", "3", "--resume-updates", "2", "--ref",
+        "--strategy",
+        "fsdp2",
+        "--batches",
+        "text,image,text",
+        "--updates",
+        "3",
+        "--resume-updates",
+        "2",
+        "--ref",
         settings=settings,
     )
     assert result["engine_cls"] == "RevisualFSDPEngine"
@@ -104,7 +112,12 @@ def test_verls_own_engine_fails_on_a_text_only_batch():
         # verl's stock FSDP engine is registered for cuda/npu only: select it as a GPU run would.
         run_engine(
             {"VERL_ENGINE_VENDOR": "", "VERL_ENGINE_DEVICE": "cuda"},
-            "--strategy", "fsdp2", "--batches", "text", "--updates", "1",
+            "--strategy",
+            "fsdp2",
+            "--batches",
+            "text",
+            "--updates",
+            "1",
         )
 
 

@@ -11,9 +11,7 @@ from revisual_verl.engine.registration import registered_engines
 
 def test_registered_for_both_fsdp_backends_on_cuda_npu_and_the_cpu_mode():
     assert registered_engines() == {
-        (backend, device): "RevisualFSDPEngine"
-        for backend in ("fsdp", "fsdp2")
-        for device in ("cuda", "npu", "cpu")
+        (backend, device): "RevisualFSDPEngine" for backend in ("fsdp", "fsdp2") for device in ("cuda", "npu", "cpu")
     }
     assert issubclass(RevisualFSDPEngine, FSDPEngineWithLMHead)
 

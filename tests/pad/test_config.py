@@ -29,6 +29,7 @@ def test_unknown_key_names_the_key():
         ({"tau_schedule": "step"}, "tau_schedule"),
         ({"replacement": "maybe"}, "replacement"),
         ({"seed": 1.5}, "seed"),
+        ({"duplicates": "merge"}, "duplicates"),
     ],
 )
 def test_bad_values_name_the_key(section, key):
@@ -65,6 +66,14 @@ def test_compact_is_declared_with_the_pad_keys_and_composes_without_plus():
     assert default.algorithm.pad.compact is True
     assert PadConfig.from_algorithm(default.algorithm).compact is True
     assert PadConfig.from_algorithm(masked.algorithm).compact is False
+
+
+def test_duplicates_default_to_weights_in_the_dataclass_and_every_stage(plugin_config):
+    assert PadConfig().duplicates == "weights"
+    for stage in ("revisual_ppo", "stage2_multimodal_rl", "stage3_text_rl"):
+        assert PadConfig.from_algorithm(plugin_config(stage).algorithm).duplicates == "weights", stage
+    copies = plugin_config("stage2_multimodal_rl", ["algorithm.pad.duplicates=copies"])
+    assert PadConfig.from_algorithm(copies.algorithm).duplicates == "copies"
 
 
 def test_values_are_read_by_omegaconf_rules_and_bad_types_name_the_key():

@@ -104,6 +104,7 @@ def test_passes_run_on_the_selected_rows_and_verls_padding_only(transfer_queue, 
     # k' = min(ceil(0.5 * 12), |E| = 8) = 6 rows of the two mixed groups; verl pads to 8 (4 rows per update).
     assert metrics["pad/selected_rows"] == 6 and metrics["pad/kept_fraction"] == pytest.approx(0.5)
     assert metrics["pad/model_rows"] == 8 and metrics["pad/padding_rows"] == 2
+    assert metrics["pad/optimizer_updates"] == 2  # 8 rows in mini-batches of 4
     assert [name for name, _ in workers.passes] == ["old_log_prob", "ref", "update_actor"]
     keys = workers.passes[0][1]
     assert all(keys_seen == keys for _, keys_seen in workers.passes)
@@ -144,12 +145,13 @@ def test_passes_run_on_the_selected_rows_and_verls_padding_only(transfer_queue, 
             assert torch.count_nonzero(rollout["advantages"][i]) == 0
 
 
-def test_a_row_drawn_m_times_is_trained_m_times(transfer_queue, wire_pad_trainer):
+def test_with_copies_a_row_drawn_m_times_is_trained_m_times(transfer_queue, wire_pad_trainer):
     tq = transfer_queue
-    extra = ["algorithm.pad.rho=1.5", "algorithm.pad.replacement=true"]
+    extra = ["algorithm.pad.rho=1.5", "algorithm.pad.replacement=true", "algorithm.pad.duplicates=copies"]
     batch, out, trainer, workers, metrics, timing = run_step(tq, wire_pad_trainer, "d2", extra)
     assert metrics["pad/selected_rows"] == 18 and metrics["pad/kept_fraction"] == pytest.approx(1.5)
     assert metrics["pad/model_rows"] == 20 and metrics["pad/padding_rows"] == 2
+    assert metrics["pad/optimizer_updates"] == 5
     keys = workers.update["keys"]
     copies = [k for k in keys if COPY_MARK in k]
     assert copies, "with replacement some row is drawn twice"
@@ -177,6 +179,46 @@ def test_a_row_drawn_m_times_is_trained_m_times(transfer_queue, wire_pad_trainer
     assert set(copies) <= set(out.keys) and all(out.tags[out.keys.index(k)]["is_padding"] for k in copies)
 
 
+def test_with_weights_a_row_drawn_m_times_is_one_row_of_weight_m(transfer_queue, wire_pad_trainer):
+    tq = transfer_queue
+    extra = ["algorithm.pad.rho=1.5", "algorithm.pad.replacement=true"]
+    assert compose_config(extra).algorithm.pad.duplicates == "weights"  # the default
+    batch, out, trainer, workers, metrics, timing = run_step(tq, wire_pad_trainer, "w2", extra)
+    # The same 18 draws as with copies, but only the distinct rows (at most the 8 effective) reach the model.
+    assert metrics["pad/selected_rows"] == 18 and metrics["pad/kept_fraction"] == pytest.approx(1.5)
+    distinct = int(metrics["pad/distinct_selected_rows"])
+    assert distinct <= 8 and metrics["pad/model_rows"] == 8 and metrics["pad/padding_rows"] == 8 - distinct
+    assert metrics["pad/optimizer_updates"] == 2  # copies would make ceil((18 + 2) / 4) = 5
+    keys = workers.update["keys"]
+    assert not [k for k in keys if COPY_MARK in k] and all(keys_seen == keys for _, keys_seen in workers.passes)
+    seen = workers.update["stored"]
+    advantage = grpo(SCORES)
+    lengths = seen["response_mask"].offsets().diff()
+    weights = {}
+    for i, key in enumerate(keys):
+        if key not in batch.keys:
+            assert int(seen["loss_mask"][i].sum()) == 0 and torch.count_nonzero(seen["advantages"][i]) == 0
+            continue
+        m = int(seen["loss_mask"][i].max())
+        weights[key] = m
+        # Every token counts m times in the denominator; the advantage is m draws' worth; the policy mask is 0/1.
+        assert torch.equal(seen["loss_mask"][i], torch.full((int(lengths[i]),), m, dtype=seen["loss_mask"].dtype))
+        assert torch.equal(seen["response_mask"][i], torch.ones(int(lengths[i]), dtype=seen["response_mask"].dtype))
+        expected = float(advantage[batch.keys.index(key)]) * m
+        torch.testing.assert_close(seen["advantages"][i], torch.full_like(seen["advantages"][i], expected))
+    assert len(weights) == distinct and sum(weights.values()) == 18 and max(weights.values()) > 1
+
+    # The same step with copies draws the same rows as often: copies and weights train on the same multiset.
+    extra_copies = extra + ["algorithm.pad.duplicates=copies"]
+    copies_batch, _, _, copies_workers, _, _ = run_step(tq, wire_pad_trainer, "w2c", extra_copies)
+    counted = {}
+    for key in copies_workers.update["keys"]:
+        if source_of(key) in copies_batch.keys:
+            name = source_of(key).replace("w2c", "")
+            counted[name] = counted.get(name, 0) + 1
+    assert counted == {key.replace("w2", ""): m for key, m in weights.items()}
+
+
 def test_empty_effective_set_runs_no_model_pass(transfer_queue, wire_pad_trainer, caplog):
     tq = transfer_queue
     with caplog.at_level(logging.WARNING, logger="revisual_verl.pad.trainer"):
@@ -185,6 +227,7 @@ def test_empty_effective_set_runs_no_model_pass(transfer_queue, wire_pad_trainer
     assert workers.passes == []
     assert metrics["pad/skipped_step"] == 1.0 and metrics["pad/empty_effective_set"] == 1.0
     assert metrics["pad/kept_fraction"] == 0.0 and metrics["pad/model_rows"] == 0.0
+    assert metrics["pad/optimizer_updates"] == 0.0
     assert timing["old_log_prob"] == timing["ref"] == timing["update_actor"] == 0.0
     assert out.keys == batch.keys
     assert any("skipped" in r.message for r in caplog.records)
@@ -192,7 +235,7 @@ def test_empty_effective_set_runs_no_model_pass(transfer_queue, wire_pad_trainer
 
 def test_same_step_same_draw_in_both_modes_and_after_a_resume(transfer_queue, wire_pad_trainer):
     tq = transfer_queue
-    extra = ["algorithm.pad.rho=0.4", "algorithm.pad.replacement=true"]
+    extra = ["algorithm.pad.rho=0.4", "algorithm.pad.replacement=true", "algorithm.pad.duplicates=copies"]
     picks = []
     for name in ("r1", "r2"):  # a fresh trainer at the same restored global step
         batch, _, _, workers, _, _ = run_step(tq, wire_pad_trainer, name, extra, step=37)
@@ -219,6 +262,7 @@ def test_masked_mode_runs_every_row_through_the_passes(transfer_queue, wire_pad_
     assert [name for name, _ in workers.passes] == ["old_log_prob", "ref", "update_actor"]
     assert all(sorted(keys) == sorted(batch.keys) for _, keys in workers.passes)
     assert metrics["pad/kept_fraction"] == pytest.approx(8 / 12) and metrics["pad/model_rows"] == 12
+    assert metrics["pad/optimizer_updates"] == 3  # every row, whatever PAD keeps
 
 
 def test_configs_the_distilled_mode_cannot_serve_fall_back_to_masks(transfer_queue, wire_pad_trainer, caplog):

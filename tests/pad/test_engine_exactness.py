@@ -9,9 +9,12 @@ verl's FSDP2 engine (engine_exactness_run.py, a subprocess on the CPU+gloo platf
   (c) the full batch with what verl's plain 'sync' trainer stores: the same zeroed advantages, masks as
       rolled out.
   (d) the distilled batch that pad_sync's default mode (algorithm.pad.compact=true) builds and trains on,
-      exactly as its update pass received it: the selected rows, a row drawn m times present m times,
-      verl's padding rows (127-token prompts, all-zero masks) up to verl's mini-batch multiple.
-(a), (b) and (d) give the same parameters although their micro-batches hold different rows; (c) does not,
+      exactly as its update pass received it: the selected rows, a row drawn m times present once with
+      weight m (algorithm.pad.duplicates=weights, the default), verl's padding rows (127-token prompts,
+      all-zero masks) up to verl's mini-batch multiple;
+  (e) with replacement, the same with duplicates=copies (the authors' trainer): a row drawn m times present
+      m times.
+(a), (b), (d) and (e) give the same parameters although their micro-batches hold different rows; (c) does not,
 because its token-mean denominator (the sum of loss_mask) also counts the dropped rows. The log-probs the
 engine computes for (d)'s rows (the distilled old log-prob pass) equal those computed on the full batch.
 
@@ -52,13 +55,19 @@ CASES = {
     "no_replacement": ["algorithm.pad.rho=0.5"],
     "replacement": ["algorithm.pad.rho=1.5", "algorithm.pad.replacement=true"],
 }
-# The distilled run of each draw, sized so that its whole batch is one optimizer update as in (a)-(c):
-# 8 rows + 8 of verl's padding rows = one mini-batch of 16; 24 rows (with copies) + 8 padding = one of 32.
+# The distilled runs of each draw, sized so that the whole batch is one optimizer update as in (a)-(c):
+# 8 rows + 8 of verl's padding rows = one mini-batch of 16; with replacement, 24 rows as copies + 8 padding
+# or the distinct rows as weights + padding = one of 32.
 COMPACT = ["algorithm.pad.compact=true", "actor_rollout_ref.rollout.calculate_log_probs=false"]
+ONE_UPDATE_OF_32 = ["actor_rollout_ref.actor.ppo_mini_batch_size=8"]
 DISTILLED = {
-    "no_replacement": COMPACT,
-    "replacement": COMPACT + ["actor_rollout_ref.actor.ppo_mini_batch_size=8"],
+    "no_replacement": {"d_distilled": COMPACT},
+    "replacement": {
+        "d_distilled": COMPACT + ONE_UPDATE_OF_32,
+        "e_copies": COMPACT + ONE_UPDATE_OF_32 + ["algorithm.pad.duplicates=copies"],
+    },
 }
+DISTILLED_CASES = [(draw, case) for draw, cases in DISTILLED.items() for case in cases]
 
 
 def compose_config(extra=()):
@@ -196,14 +205,26 @@ def engine_results(transfer_queue, wire_pad_trainer, tmp_path_factory):
             "loss_mask": [torch.ones(len(responses[i]), dtype=torch.int64) for i in duplicated],
         }
         payload["cases"][f"{name}/c_plain_sync"] = {"rows": rows, **sync}
-        distilled, distilled_metrics = distilled_fields(
-            transfer_queue, wire_pad_trainer, extra + DISTILLED[name], name, payload["extra_rows"]
-        )
-        payload["cases"][f"{name}/d_distilled"] = distilled
-        draws[name]["distilled_metrics"] = distilled_metrics
+        for case, case_extra in DISTILLED[name].items():
+            distilled, distilled_metrics = distilled_fields(
+                transfer_queue, wire_pad_trainer, extra + case_extra, f"{name}{case[0]}", payload["extra_rows"]
+            )
+            payload["cases"][f"{name}/{case}"] = distilled
+            draws[name][f"{case}_metrics"] = distilled_metrics
     out = run_engine_steps(payload, tmp_path_factory.mktemp("engine_exactness"))
     payload_rows = {name: case["rows"] for name, case in payload["cases"].items()}
-    return {"draws": draws, "scores": scores, "responses": responses, "payload_rows": payload_rows, **out}
+    # The largest loss_mask entry of each row: its weight in the token-mean denominator.
+    row_weights = {
+        name: [int(m.max()) if m.numel() else 0 for m in case["loss_mask"]] for name, case in payload["cases"].items()
+    }
+    return {
+        "draws": draws,
+        "scores": scores,
+        "responses": responses,
+        "payload_rows": payload_rows,
+        "row_weights": row_weights,
+        **out,
+    }
 
 
 def deltas(result: dict, case: str) -> dict:
@@ -285,23 +306,35 @@ def test_without_the_mask_write_back_the_dropped_rows_dilute_the_step(engine_res
         torch.testing.assert_close(step_diluted[name], step * ratio, rtol=1e-4, atol=1e-5 * scale, msg=name)
 
 
-@pytest.mark.parametrize("draw", list(CASES))
-def test_one_engine_step_on_the_distilled_batch_equals_one_on_the_selected_rows(engine_results, draw):
+def distilled_row_count(weights: list[int], case: str) -> int:
+    """Rows of the rollout in the distilled batch: each drawn row once (weights) or as often as drawn (copies)."""
+    return sum(weights) if case == "e_copies" else sum(w > 0 for w in weights)
+
+
+@pytest.mark.parametrize("draw, case", DISTILLED_CASES)
+def test_one_engine_step_on_the_distilled_batch_equals_one_on_the_selected_rows(engine_results, draw, case):
     cases = engine_results["cases"]
-    distilled, sliced, masked = (cases[f"{draw}/{c}"] for c in ("d_distilled", "b_selected_rows", "a_pad_sync"))
+    distilled, sliced, masked = (cases[f"{draw}/{c}"] for c in (case, "b_selected_rows", "a_pad_sync"))
     weights = engine_results["draws"][draw]["weights"]
-    metrics = engine_results["draws"][draw]["distilled_metrics"]
+    metrics = engine_results["draws"][draw][f"{case}_metrics"]
     num_rows = len(engine_results["responses"])
     lengths = [len(r) for r in engine_results["responses"]]
-    # The same draw as the masked mode; the batch holds each row as often as drawn, then verl's padding rows.
-    assert metrics["pad/selected_rows"] == sum(weights) and metrics["pad/padding_rows"] == 8
-    assert metrics["pad/model_rows"] == sum(weights) + 8
-    assert distilled["micro_batches"] == (sum(weights) + 8) // 2
+    # The same draw as the masked mode; then verl's padding rows up to one mini-batch (16 or 32 rows).
+    rows = distilled_row_count(weights, case)
+    mini_batch = 16 if draw == "no_replacement" else 32
+    assert metrics["pad/selected_rows"] == sum(weights) and metrics["pad/padding_rows"] == mini_batch - rows
+    assert metrics["pad/model_rows"] == mini_batch
+    assert distilled["micro_batches"] == mini_batch // 2
+    if draw == "replacement" and case == "d_distilled":
+        # Weights: fewer rows through the model than draws, the multiplicity in loss_mask and the advantage.
+        assert rows < sum(weights)
+        kept = [w for w in weights if w > 0]
+        assert sorted(w for w in engine_results["row_weights"][f"{draw}/{case}"] if w > 0) == sorted(kept)
     assert distilled["batch_num_tokens"] == sliced["batch_num_tokens"] == sum(w * n for w, n in zip(weights, lengths))
     assert distilled["grad_norm"] > 0
     assert distilled["grad_norm"] == pytest.approx(sliced["grad_norm"], rel=1e-5)
     assert distilled["loss"] == pytest.approx(sliced["loss"], rel=1e-5, abs=1e-7)
-    step_distilled = deltas(engine_results, f"{draw}/d_distilled")
+    step_distilled = deltas(engine_results, f"{draw}/{case}")
     step_sliced = deltas(engine_results, f"{draw}/b_selected_rows")
     scale = max(float(d.abs().max()) for d in step_sliced.values())
     for name, param in distilled["params"].items():
@@ -311,14 +344,14 @@ def test_one_engine_step_on_the_distilled_batch_equals_one_on_the_selected_rows(
     assert sum(1 for i in range(num_rows) if weights[i]) < num_rows
 
 
-@pytest.mark.parametrize("draw", list(CASES))
-def test_old_log_probs_of_the_distilled_rows_equal_those_on_the_full_batch(engine_results, draw):
-    rows = engine_results["payload_rows"][f"{draw}/d_distilled"]
-    on_distilled = engine_results["case_log_probs"][f"{draw}/d_distilled"]
+@pytest.mark.parametrize("draw, case", DISTILLED_CASES)
+def test_old_log_probs_of_the_distilled_rows_equal_those_on_the_full_batch(engine_results, draw, case):
+    rows = engine_results["payload_rows"][f"{draw}/{case}"]
+    on_distilled = engine_results["case_log_probs"][f"{draw}/{case}"]
     full = engine_results["full_log_probs"]
     num_rows = len(engine_results["responses"])
     kept = [(i, row) for i, row in enumerate(rows) if row < num_rows]
-    assert len(kept) == sum(engine_results["draws"][draw]["weights"])
+    assert len(kept) == distilled_row_count(engine_results["draws"][draw]["weights"], case)
     for i, row in kept:
         torch.testing.assert_close(on_distilled[i], full[row], rtol=1e-5, atol=1e-6)
 
@@ -332,8 +365,7 @@ def grpo_row_advantages(scores) -> list[float]:
     return advantages[:, 0].tolist()
 
 
-@pytest.mark.parametrize("case", ["a_pad_sync", "d_distilled"])
-@pytest.mark.parametrize("draw", list(CASES))
+@pytest.mark.parametrize("draw, case", [(draw, "a_pad_sync") for draw in CASES] + DISTILLED_CASES)
 def test_one_step_moves_each_trained_response_the_way_its_advantage_points(engine_results, draw, case):
     """The direction of learning, end to end: PAD's rows as pad_sync stores them (masked, or distilled), one
     update of the revisual engine with verl's loss. Responses with a positive advantage become more likely,

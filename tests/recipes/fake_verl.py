@@ -113,8 +113,17 @@ def env_for(tmp: Path, bin_dir: Path, log: Path, **extra: str) -> dict:
         **extra,
     )
     # The recipes read these; a developer's shell must not leak its own into the test.
-    for key in ("DRY_RUN", "MODEL_PATH", "STAGES", "RESUME", "STAGE_DIR", "NNODES", "GPUS_PER_NODE", "SKIP_GPU_CHECK",
-                "VERL_ENGINE_VENDOR"):
+    for key in (
+        "DRY_RUN",
+        "MODEL_PATH",
+        "STAGES",
+        "RESUME",
+        "STAGE_DIR",
+        "NNODES",
+        "GPUS_PER_NODE",
+        "SKIP_GPU_CHECK",
+        "VERL_ENGINE_VENDOR",
+    ):
         if key not in extra:
             env.pop(key, None)
     return env

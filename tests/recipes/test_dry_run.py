@@ -240,6 +240,14 @@ def test_stage_three_freezes_the_vision_tower_and_anneals_entropy(capsys, stage_
     assert "ok    engine settings (actor_rollout_ref.actor.fsdp_config): freeze_vision_tower=True" in output
     assert "entropy.schedule=exponential entropy.beta0=0.02" in output
     assert "entropy.decay=0.985 entropy.warmup_updates=140 (optimizer updates)" in output
+    # The released draw (rho 1.5 with replacement) as weights: at most 512 / 128 updates, so the entropy
+    # bonus starts at step 36 at the earliest; with copies 6 updates and step 24.
+    assert "ok    optimizer updates: at most 4 per step (PAD distilled: the distinct rows drawn" in output
+    assert "entropy warm-up of 140 updates: bonus from step 36 at the earliest, later when PAD keeps fewer" in output
+    code, copies = dry_run_in_process(capsys, 3, argv, "algorithm.pad.duplicates=copies")
+    assert code == 0, copies
+    assert "optimizer updates: at most 6 per step (PAD distilled, copies: ceil(rho * N) = 6144" in copies
+    assert "bonus from step 24 at the earliest" in copies
 
 
 def test_engine_settings_can_be_overridden_and_bad_or_misspelt_keys_are_caught(capsys, stage_argv):

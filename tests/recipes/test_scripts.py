@@ -51,8 +51,10 @@ def test_scripts_are_executable_with_a_bash_shebang(script):
 def test_no_recipe_passes_settings_in_revisual_environment_variables():
     """Engine settings are config keys; only what verl itself reads from the environment stays there."""
     offenders = [
-        f"{path.name}:{number}" for path in SCRIPTS
-        for number, line in enumerate(path.read_text().splitlines(), 1) if "REVISUAL_" in line
+        f"{path.name}:{number}"
+        for path in SCRIPTS
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "REVISUAL_" in line
     ]
     assert offenders == []
 

@@ -1,6 +1,6 @@
 """PAD against GRPO on the CPU learning run's task: the RL stages from one stage-1 model, per variant and seed.
 
-    python benchmarks/pad_vs_grpo.py --from outputs/quickstart [--seeds 0 1 2] [--steps 15]
+    python benchmarks/pad_vs_grpo.py --from outputs/quickstart [--seeds 0 1 2] [--steps 20] [--variants released copies]
 
 ``--from`` is a finished (or at least stage-1-finished) learning run (recipes/learning_run.sh): its task,
 prepared data, base model and ``run/stage1`` are reused, so every variant starts stages 2 and 3 from the
@@ -9,7 +9,8 @@ same stage-1 model, on the same data, with the same number of generated rollouts
 - ``grpo``: verl's GRPO estimator in verl's own sync trainer (every rollout trained on);
 - ``paper``: PAD as the paper states it (softmax priority, no replacement, rho 1, no upper bound on |A|);
 - ``released``: PAD as the authors released it (the recipe's default: power priority, rho 1.5 with
-  replacement, 0.03 <= |A| <= 0.97).
+  replacement, 0.03 <= |A| <= 0.97; a row drawn m times trained once with weight m);
+- ``copies``: the same draw, a row drawn m times trained as m copies (``algorithm.pad.duplicates=copies``).
 
 Each (variant, seed) is one ``recipes/learning_run.sh`` call in its own directory under ``--out``; the seed
 sets the dataloader order, the rollout's sampling and PAD's draws. Prints a table of the held-out gain
@@ -45,6 +46,9 @@ VARIANTS = {
         "algorithm.pad.t_high=null",
     ],
     "released": [],
+    # The released draw with each duplicate stored and trained as a copy (the authors' trainer) instead of
+    # one row of weight m (algorithm.pad.duplicates=weights, the default).
+    "copies": ["algorithm.pad.duplicates=copies"],
 }
 REUSED = ("task", "data", "base-model")
 
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="source", type=Path, required=True, help="a learning run's WORK_DIR")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "pad_vs_grpo")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=15, help="RL steps per stage (default 15, the learning run's)")
+    parser.add_argument("--steps", type=int, default=20, help="stage-3 RL steps (stage 2: a quarter), as learning_run")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args(argv)
     if not (args.source / "run" / "stage1" / "hf" / "config.json").is_file():
@@ -133,7 +137,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{variant:<10}{len(rows):>6}{f'{mean:+.1f} +- {spread:.1f}':>22}{seconds:>10.0f}{', '.join(per_step):>20}"
         )
-    if set(by_variant) == set(VARIANTS):
+    if {"released", "copies"} <= set(by_variant):
+        weights, copies = by_variant["released"], by_variant["copies"]
+        print(
+            f"duplicates: held-out gain weights {weights[0]:+.1f}, copies {copies[0]:+.1f} points; "
+            f"time weights/copies {weights[1] / copies[1]:.2f}"
+        )
+    if {"grpo", "paper", "released"} <= set(by_variant):
         ratio = by_variant["released"][1] / by_variant["grpo"][1]
         print(
             f"pad vs grpo: held-out gain released {by_variant['released'][0]:+.1f}, "

@@ -34,7 +34,8 @@ fi
 : "${GPUS_PER_NODE:=8}"
 # Stage 1 (torchrun) on several nodes: run it on every node with its NODE_RANK.
 : "${NODE_RANK:=0}"
-: "${MASTER_ADDR:=127.0.0.1}"
+# No default: on several nodes every node must name the NODE_RANK=0 node (run_stage1.sh refuses without it).
+: "${MASTER_ADDR:=}"
 : "${MASTER_PORT:=29500}"
 # torchrun (one launch per node) or ray (verl.trainer.sft_trainer_ray, driven from the Ray head node).
 : "${SFT_LAUNCHER:=torchrun}"
@@ -173,7 +174,25 @@ rv_run() {
     return
   fi
   rv_log "stage $stage: $*"
-  "$@"
+  # The driver runs in a session of its own, which its local Ray cluster (GCS, raylet, agents, workers)
+  # stays in; whatever of it outlives the driver (a SIGKILL included) is stopped here, and a later launch
+  # of the stage first stops what an earlier one left (its session recorded in the stage's directory).
+  local session_file=${STAGE_DIR:-$OUTPUT_DIR/stage$stage}/.driver_session status=0 driver
+  if [[ -f "$session_file" ]]; then
+    "$PYTHON" -m revisual_verl.recipes.reap --session "$(<"$session_file")" --what "leftover (earlier launch)" || true
+  fi
+  "$PYTHON" -m revisual_verl.recipes.reap --new-session -- "$@" &
+  driver=$!
+  mkdir -p "$(dirname "$session_file")"
+  printf '%s\n' "$driver" >"$session_file"
+  # Ctrl-C reaches the terminal's process group, which the driver's new session is not in: pass it on.
+  # shellcheck disable=SC2064  # the driver's pid is known now
+  trap "\"$PYTHON\" -m revisual_verl.recipes.reap --session $driver --what interrupted; exit 130" INT TERM
+  wait "$driver" || status=$?
+  trap - INT TERM
+  "$PYTHON" -m revisual_verl.recipes.reap --session "$driver" --what leftover || true
+  rm -f "$session_file"
+  return "$status"
 }
 
 # Where verl's `file` logger writes this launch's metrics: one JSON-lines file per launch under

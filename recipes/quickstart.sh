@@ -6,6 +6,8 @@
 #
 #   bash recipes/quickstart.sh                                   # no GPU: the CPU learning run
 #   QUICKSTART_PROFILE=smoke bash recipes/quickstart.sh          # no GPU: 2 steps per stage on the samples
+#   bash recipes/quickstart.sh                                   # GPUs, no MODEL_PATH: the tiny model through
+#                                                                # vLLM, FSDP2 and bf16, 2 steps a stage
 #   MODEL_PATH=/models/Qwen2.5-VL-7B-Instruct bash recipes/quickstart.sh   # GPUs: a short real run
 #   DRY_RUN=1 bash recipes/quickstart.sh                         # compose and validate only, train nothing
 #
@@ -13,8 +15,10 @@
 # weights, real tokenizer and processor; MODEL_PATH overrides it) and trained through verl's real
 # trainers: stage 1 SFT, merge, stage 2 GRPO + PAD on the image samples, merge, stage 3 on the text
 # samples (vision tower frozen, entropy annealing, low_var_kl), merge; then one table per stage.
-# With GPUs and MODEL_PATH it trains for real, with batch sizes cut to fit the 16-row samples (a smoke
-# run of the recipe, not the paper's settings). DRY_RUN=1 validates every stage instead.
+# With GPUs and no MODEL_PATH the same tiny model trains on the samples through the GPU path (vLLM rollout,
+# FSDP2, bf16, one GPU, 2 steps a stage): the first GPU run takes minutes and downloads nothing. With GPUs
+# and MODEL_PATH it trains for real, with batch sizes cut to fit the 16-row samples (a smoke run of the
+# recipe, not the paper's settings). DRY_RUN=1 validates every stage instead.
 # Everything is written under WORK_DIR (default outputs/quickstart). Extra arguments go to run_all.sh.
 set -euo pipefail
 RECIPES=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,9 +48,14 @@ elif [[ -z "${DRY_RUN:-}" ]]; then
     DRY_RUN=0
     log "$gpus GPU(s) and MODEL_PATH=$MODEL_PATH: training on the sample data"
   else
-    DRY_RUN=1
-    log "GPUs found but MODEL_PATH is not set: dry run only"
+    DRY_RUN=0
+    log "$gpus GPU(s), no MODEL_PATH: a smoke run of a tiny model through vLLM, FSDP2 and bf16 on one GPU, 2 steps a stage (MODEL_PATH=... trains a real model)"
   fi
+fi
+# The tiny model stands in wherever no model is named (a dry run checks that it loads, too).
+TINY_MODEL=0
+if [[ -z "${MODEL_PATH:-}" ]]; then
+  TINY_MODEL=1
 fi
 export DRY_RUN DEVICE
 : "${QUICKSTART_PROFILE:=learn}"
@@ -69,18 +78,28 @@ for part in coldstart:coldstart.json mmrl:mmrl.parquet textrl:textrl.parquet; do
   "$DATA_CLI" prepare "$name" --input "$input" --output "$DATA_DIR/$name" --val-size 2 --no-progress
 done
 
-if [[ "$DEVICE" == cpu ]]; then
-  # Sized for a 2-core machine: one SFT epoch of 2-sequence steps, then 2 RL steps of 4 prompts x 4 rollouts per stage.
-  # Stage 3's entropy warm-up is cut to 1 update so that the annealed coefficient acts within 2 steps.
-  if [[ -z "${MODEL_PATH:-}" && "$DRY_RUN" == 0 ]]; then
-    MODEL_PATH=$WORK_DIR/tiny-qwen2.5-vl
-    if [[ ! -f "$MODEL_PATH/config.json" ]]; then
-      log "building a tiny Qwen2.5-VL in $MODEL_PATH (random weights, no download)"
-      "$PYTHON" -m revisual_verl.cpu.tiny_model --output "$MODEL_PATH" >&2
-    fi
-    export MODEL_PATH
+build_tiny_model() {
+  MODEL_PATH=$WORK_DIR/tiny-qwen2.5-vl
+  if [[ ! -f "$MODEL_PATH/config.json" ]]; then
+    log "building a tiny Qwen2.5-VL in $MODEL_PATH (random weights, no download)"
+    "$PYTHON" -m revisual_verl.cpu.tiny_model --output "$MODEL_PATH" >&2
+  fi
+  export MODEL_PATH
+}
+
+if [[ "$DEVICE" == cpu || "$TINY_MODEL" == 1 ]]; then
+  # Sized for a 2-core machine (or one GPU): one SFT epoch of 2-sequence steps, then 2 RL steps of 4 prompts
+  # x 4 rollouts per stage. Stage 3's entropy warm-up is cut to 1 update so that the annealed coefficient
+  # acts within 2 steps. On GPUs the stage configs' device group (config/device/gpu.yaml) applies: vLLM,
+  # FSDP2, bf16, fused kernels.
+  if [[ "$TINY_MODEL" == 1 && ("$DRY_RUN" == 0 || "$DEVICE" == gpu) ]]; then
+    build_tiny_model
   fi
   export NNODES=1 GPUS_PER_NODE=1 SFT_MICRO_BATCH=2 SFT_GRAD_ACCUM=1 SFT_MAX_LENGTH=1024
+  if [[ "$DEVICE" == gpu ]]; then
+    # One GPU: the tiny model needs no tensor parallelism, and a small KV cache leaves room for FSDP.
+    export ROLLOUT_TP=1 ROLLOUT_GPU_MEMORY=${ROLLOUT_GPU_MEMORY:-0.4}
+  fi
   SMOKE_ARGS=(
     --stage1
     trainer.total_epochs=1
@@ -124,7 +143,7 @@ fi
 DATA_DIR=$DATA_DIR OUTPUT_DIR=$WORK_DIR/run bash "$RECIPES/run_all.sh" "${SMOKE_ARGS[@]}" "$@"
 if [[ "$DRY_RUN" == 0 ]]; then
   report_args=(--run-dir "$WORK_DIR/run")
-  if [[ "$DEVICE" == cpu ]]; then
+  if [[ "$DEVICE" == cpu || "$TINY_MODEL" == 1 ]]; then
     report_args+=(--entropy-warmup-updates 1)
   fi
   "$PYTHON" -m revisual_verl.cpu.report "${report_args[@]}"

@@ -68,6 +68,11 @@ case "$SFT_LAUNCHER" in
     if ((NNODES == 1)); then
       LAUNCH=("$TORCHRUN" --standalone --nnodes=1 "--nproc_per_node=$GPUS_PER_NODE")
     else
+      # A default of 127.0.0.1 would make every node wait for a rendezvous on itself.
+      [[ -n "$MASTER_ADDR" ]] || rv_die "NNODES=$NNODES: stage 1 under torchrun needs MASTER_ADDR, the address of the node started with NODE_RANK=0, on every node (and MASTER_PORT, default 29500); or use SFT_LAUNCHER=ray on a Ray cluster"
+      if ! [[ "$NODE_RANK" =~ ^[0-9]+$ ]] || ((NODE_RANK >= NNODES)); then
+        rv_die "NODE_RANK must be 0..$((NNODES - 1)) (NNODES=$NNODES), got '$NODE_RANK'"
+      fi
       LAUNCH=("$TORCHRUN" "--nnodes=$NNODES" "--nproc_per_node=$GPUS_PER_NODE" "--node_rank=$NODE_RANK"
         "--master_addr=$MASTER_ADDR" "--master_port=$MASTER_PORT")
     fi

@@ -30,8 +30,20 @@ def main(config):
     if config.algorithm.adv_estimator == PAD_ESTIMATOR:
         PadConfig.from_algorithm(config.algorithm)
         check_loss_agg_mode(config.actor_rollout_ref.actor.loss_agg_mode)
-    # verl's main is itself a hydra.main; __wrapped__ is the plain function behind it.
-    verl_main_ppo.main.__wrapped__(config)
+    if not config.trainer.use_v1:
+        # verl's main is itself a hydra.main; __wrapped__ is the plain function behind it.
+        verl_main_ppo.main.__wrapped__(config)
+        return
+    # verl's main for the v1 trainer, with the TaskRunner that checks every node's engine first.
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+    from verl.utils.device import auto_set_device
+
+    from revisual_verl.task_runner import RevisualTaskRunner
+
+    auto_set_device(config)
+    validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+    verl_main_ppo.run_ppo(config, task_runner_class=RevisualTaskRunner)
 
 
 if __name__ == "__main__":

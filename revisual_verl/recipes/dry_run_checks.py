@@ -254,9 +254,20 @@ def _check_ppo_batches(config: DictConfig) -> str:
         )
     world = int(config.trainer.nnodes) * int(config.trainer.n_gpus_per_node)
     sp = int(actor.get("ulysses_sequence_parallel_size", 1) or 1)
+    if world % sp:
+        raise ValueError(f"{world} GPUs do not split into Ulysses groups of {sp} (ulysses_sequence_parallel_size)")
     responses = mini * config.actor_rollout_ref.rollout.n
-    if responses < world // sp:
-        raise ValueError(f"a mini-batch of {responses} responses cannot feed {world // sp} data-parallel ranks")
+    data_parallel = world // sp
+    if responses < data_parallel:
+        raise ValueError(f"a mini-batch of {responses} responses cannot feed {data_parallel} data-parallel ranks")
+    # verl asserts this at the first update (verl/workers/engine_workers.py, train_mini_batch).
+    if responses % data_parallel:
+        raise ValueError(
+            f"a mini-batch of {responses} responses (actor_rollout_ref.actor.ppo_mini_batch_size={mini} x "
+            f"rollout.n={config.actor_rollout_ref.rollout.n}) does not divide over {data_parallel} data-parallel "
+            f"ranks ({config.trainer.nnodes} node(s) x {config.trainer.n_gpus_per_node} GPUs / sequence parallel "
+            f"{sp}); verl would stop at the first update"
+        )
     return f"{prompts // mini} mini-batches of {responses} responses in a step's rollout"
 
 
@@ -295,11 +306,18 @@ def _check_rollout_parallelism(config: DictConfig) -> str:
     rollout = config.actor_rollout_ref.rollout
     replica = int(rollout.tensor_model_parallel_size) * int(rollout.get("pipeline_model_parallel_size", 1) or 1)
     replica *= int(rollout.get("data_parallel_size", 1) or 1)
-    world = int(config.trainer.nnodes) * int(config.trainer.n_gpus_per_node)
+    per_node = int(config.trainer.n_gpus_per_node)
+    world = int(config.trainer.nnodes) * per_node
     if world % replica:
         raise ValueError(
             f"{world} GPUs (trainer.nnodes x trainer.n_gpus_per_node) do not split into rollout replicas of "
             f"{replica} GPUs (tensor x pipeline x data parallel)"
+        )
+    # A replica larger than a node spans whole nodes (verl/workers/rollout/replica.py asserts it).
+    if replica % min(per_node, replica):
+        raise ValueError(
+            f"a rollout replica of {replica} GPUs does not fill whole nodes of {per_node} GPUs "
+            "(trainer.n_gpus_per_node)"
         )
     return f"{world // replica} {rollout.name} replica(s) of {replica} GPU(s)"
 

@@ -8,12 +8,15 @@ a response answer with the right option's letter or its text (:mod:`revisual_ver
 """
 
 import asyncio
+import dataclasses
 
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from verl.experimental.reward_loop.reward_manager.registry import register
 
+from revisual_verl.reward.accuracy import usable_cpus
 from revisual_verl.reward.composite import breakdown, checker_for
+from revisual_verl.reward.pool_size import pool_processes, ray_cpu_nodes
 from revisual_verl.reward.settings import RewardSettings
 
 MANAGER_NAME = "revisual"
@@ -26,13 +29,22 @@ def settings_from_config(config) -> RewardSettings:
     return RewardSettings.from_mapping(kwargs)
 
 
+def sized_for_node(settings: RewardSettings, config) -> RewardSettings:
+    """``settings`` with ``workers`` set to this reward worker's share of the node's CPUs
+    (:mod:`revisual_verl.reward.pool_size`), from verl's ``reward.num_workers`` and the Ray cluster."""
+    reward = config.get("reward") if hasattr(config, "get") else None
+    reward_workers = int((reward.get("num_workers", 1) if reward is not None else 1) or 1)
+    workers = pool_processes(usable_cpus(), reward_workers, ray_cpu_nodes(), settings.workers)
+    return dataclasses.replace(settings, workers=workers)
+
+
 @register(MANAGER_NAME)
 class RevisualRewardManager(RewardManagerBase):
     """Accuracy + format + efficient-length reward; response length counted from the attention mask."""
 
     def __init__(self, config, tokenizer, compute_score=None, reward_router_address=None, reward_model_tokenizer=None):
         super().__init__(config, tokenizer, compute_score)
-        self.settings = settings_from_config(config)
+        self.settings = sized_for_node(settings_from_config(config), config)
         self.checker = checker_for(self.settings)
 
     def _read_item(self, data: DataProto) -> tuple[str, int, object, object, str]:

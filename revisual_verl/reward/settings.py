@@ -23,7 +23,8 @@ class RewardSettings:
     length_delta: float = 0.5
     length_needs_correct: bool = False  # True: the length bonus only for correct answers
     timeout_s: float = 5.0  # hard bound on one symbolic check; the worker is killed past it
-    workers: int | None = None  # symbolic worker processes per reward process; None = its usable CPUs
+    # Symbolic worker processes per reward worker; None = its share of the node's CPUs (reward/pool_size.py).
+    workers: int | None = None
     max_answer_chars: int = 1000  # longer extracted answers score 0 without being parsed
 
     def __post_init__(self):

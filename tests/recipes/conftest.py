@@ -56,7 +56,9 @@ def stage_call(tmp_path, sample_data):
             check=False,
         )
         assert result.returncode == 0, result.stderr
-        (call,) = [c for c in fake_verl.read_log(log) if fake_verl.module_of(c)]
+        # The stage's launch, not the launcher and reaper of its session around it.
+        calls = [c for c in fake_verl.read_log(log) if fake_verl.module_of(c)]
+        (call,) = [c for c in calls if fake_verl.module_of(c) != "revisual_verl.recipes.reap"]
         return call
 
     return capture

@@ -26,7 +26,8 @@ prog = os.path.basename(sys.argv[0])
 argv = sys.argv[1:]
 with open(os.environ["FAKE_LOG"], "a") as log:
     log.write(json.dumps({{"prog": prog, "argv": argv, "model_path": os.environ.get("MODEL_PATH"),
-                          "engine_vendor": os.environ.get("VERL_ENGINE_VENDOR")}}) + "\n")
+                          "engine_vendor": os.environ.get("VERL_ENGINE_VENDOR"),
+                          "session_leader": os.getsid(0) == os.getpid()}}) + "\n")
 
 if prog == "nvidia-smi":
     for i in range(int(os.environ.get("FAKE_GPUS", "8"))):
@@ -40,6 +41,13 @@ def value(key):
     return None
 
 module = argv[argv.index("-m") + 1] if "-m" in argv else None
+if module == "revisual_verl.recipes.reap":
+    # The real launcher: a new session, then the stage's command (a shim again, logged as its own call).
+    if "--new-session" in argv:
+        os.setsid()
+        command = argv[argv.index("--") + 1 :]
+        os.execvp(command[0], command)
+    sys.exit(0)
 if module == "verl.model_merger":
     local_dir = Path(argv[argv.index("--local_dir") + 1])
     target = Path(argv[argv.index("--target_dir") + 1])
@@ -120,6 +128,9 @@ def env_for(tmp: Path, bin_dir: Path, log: Path, **extra: str) -> dict:
         "RESUME",
         "STAGE_DIR",
         "NNODES",
+        "NODE_RANK",
+        "MASTER_ADDR",
+        "MASTER_PORT",
         "GPUS_PER_NODE",
         "SKIP_GPU_CHECK",
         "VERL_ENGINE_VENDOR",

@@ -22,6 +22,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from revisual_verl.recipes.reap import session_processes
+
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "scripts" / "quickstart.sh"
 # A whole chain takes a few minutes on 2 cores; this bound only turns a hang into a failure.
@@ -174,6 +176,13 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def ps_args(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120]
+    except OSError:
+        return f"{pid} (gone)"
+
+
 def test_killed_stage2_driver_resumes_with_the_same_draws(chain, tmp_path):
     chain_dir, _ = chain
     work_dir = tmp_path / "quickstart"
@@ -210,6 +219,11 @@ def test_killed_stage2_driver_resumes_with_the_same_draws(chain, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode != 0
     assert not (run / "stage2" / "hf").exists()
+    # Nothing of the killed launch survives it: its local Ray cluster stayed in the driver's session, stopped
+    # once the driver died.
+    for pid in drivers:
+        assert session_processes(pid) == [], [ps_args(p) for p in session_processes(pid)]
+    assert not (run / "stage2" / ".driver_session").exists()
     # A second launch refuses to guess; RESUME=1 continues stage 2 from its checkpoint.
     refused = run_quickstart(work_dir)
     assert refused.returncode != 0 and "RESUME=1" in refused.stderr

@@ -319,3 +319,37 @@ def test_pad_line_follows_an_override(capsys, stage_argv):
     assert code == 0, output
     pad = settings_line(output, 2, "PAD")
     assert "priority=softmax" in pad and "tau_start=1.0" in pad and "alpha=" not in pad
+
+
+@pytest.mark.parametrize(
+    ("nodes", "gpus", "extra", "refusal"),
+    [
+        (1, 8, [], None),
+        (2, 8, [], None),
+        (3, 8, [], "does not divide over 24 data-parallel ranks"),  # 128 x 8 = 1024 responses
+        (4, 8, [], None),
+        (1, 6, [], "does not divide over 6 data-parallel ranks"),
+        (1, 4, [], None),
+        (2, 8, ["actor_rollout_ref.rollout.tensor_model_parallel_size=16"], None),  # a replica of two whole nodes
+        (
+            3,
+            8,
+            [
+                "actor_rollout_ref.rollout.tensor_model_parallel_size=12",
+                "data.train_batch_size=384",
+                "actor_rollout_ref.actor.ppo_mini_batch_size=96",
+            ],
+            "a rollout replica of 12 GPUs does not fill whole nodes of 8 GPUs",
+        ),
+        (1, 8, ["actor_rollout_ref.rollout.tensor_model_parallel_size=3"], "do not split into rollout replicas of 3"),
+    ],
+)
+def test_cluster_sizes_verl_would_refuse_fail_the_dry_run(capsys, stage_argv, nodes, gpus, extra, refusal):
+    """The rules verl asserts once the cluster is up: a mini-batch divides over the data-parallel ranks
+    (engine_workers.py, train_mini_batch) and a rollout replica fills whole nodes (rollout/replica.py)."""
+    sizes = [f"trainer.nnodes={nodes}", f"trainer.n_gpus_per_node={gpus}"]
+    code, output = dry_run_in_process(capsys, 2, stage_argv(2), *sizes, *extra)
+    if refusal is None:
+        assert code == 0, output
+    else:
+        assert code == 1 and refusal in output, output[-3000:]

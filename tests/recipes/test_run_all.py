@@ -89,12 +89,20 @@ def test_stages_run_in_order_and_each_starts_from_the_previous_merged_model(worl
     # Every call in order: each training is followed by the merge of its own last checkpoint, and the
     # merged directory is loaded before it counts as the stage's model.
     sequence = [(fake_verl.module_of(c), c) for c in world.calls() if fake_verl.module_of(c)]
-    check = "revisual_verl.recipes.merged_model"
-    assert [m for m, _ in sequence] == [TRAINERS[0], "verl.model_merger", check] + [
+    check, reap = "revisual_verl.recipes.merged_model", "revisual_verl.recipes.reap"
+    # Each training is launched in a session of its own, then what is left of that session is stopped.
+    assert [m for m, _ in sequence] == [reap, TRAINERS[0], reap, "verl.model_merger", check] + [
+        reap,
         TRAINERS[1],
+        reap,
         "verl.model_merger",
         check,
     ] * 2
+    launches = [c for m, c in sequence if m == reap and "--new-session" in c["argv"]]
+    stops = [c for m, c in sequence if m == reap and "--session" in c["argv"]]
+    assert len(launches) == len(stops) == 3 and all(t["session_leader"] for t in trainings)
+    for stage in (1, 2, 3):
+        assert not (world.out / f"stage{stage}" / ".driver_session").exists()  # removed once stopped
     for stage, merge in zip((1, 2, 3), world.merges()):
         argv = merge["argv"]
         assert argv[argv.index("-m") + 1 :][:3] == ["verl.model_merger", "merge", "--backend"]
@@ -290,6 +298,34 @@ def test_multi_node_torchrun_stage_one_is_refused_with_advice(world):
     assert result.returncode != 0
     assert "SFT_LAUNCHER=ray" in result.stderr
     assert world.trainings() == []
+
+
+def test_a_launch_first_stops_what_an_earlier_launch_of_the_stage_left(world):
+    # An earlier launch whose script was killed too: its driver's session is still recorded.
+    (world.out / "stage2").mkdir(parents=True)
+    (world.out / "stage2" / ".driver_session").write_text("424242\n")
+    result = world.run("run_stage2.sh")
+    assert result.returncode == 0, result.stderr
+    reaps = [c["argv"] for c in world.calls() if fake_verl.module_of(c) == "revisual_verl.recipes.reap"]
+    assert reaps[0][reaps[0].index("--session") + 1] == "424242" and "earlier launch" in " ".join(reaps[0])
+    assert "--new-session" in reaps[1] and "--session" in reaps[2]
+    assert not (world.out / "stage2" / ".driver_session").exists()
+
+
+def test_multi_node_stage_one_needs_the_master_address_and_a_rank_below_nnodes(world):
+    refused = world.run("run_stage1.sh", NNODES="2", NODE_RANK="1", MASTER_ADDR="")
+    assert refused.returncode != 0 and world.trainings() == []
+    assert "NNODES=2: stage 1 under torchrun needs MASTER_ADDR" in refused.stderr
+    bad_rank = world.run("run_stage1.sh", NNODES="2", NODE_RANK="2", MASTER_ADDR="10.0.0.1")
+    assert bad_rank.returncode != 0 and "NODE_RANK must be 0..1 (NNODES=2), got '2'" in bad_rank.stderr
+    assert world.trainings() == []
+    result = world.run("run_stage1.sh", NNODES="2", NODE_RANK="1", MASTER_ADDR="10.0.0.1")
+    assert result.returncode == 0, result.stderr
+    (call,) = world.trainings()
+    assert call["prog"] == "torchrun"
+    assert {"--nnodes=2", "--node_rank=1", "--master_addr=10.0.0.1", "--master_port=29500"} <= set(call["argv"])
+    # 1 sequence x 8 accumulation x 2 nodes x 8 GPUs
+    assert fake_verl.override(call, "data.train_batch_size") == "128"
 
 
 @pytest.mark.parametrize("stage", [1, 2, 3])

@@ -1,6 +1,7 @@
 """The reward manager through verl's own loading path, on DataProtos shaped like the reward loop's."""
 
 import asyncio
+import dataclasses
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import open_dict
 
+from revisual_verl.reward.accuracy import usable_cpus
 from revisual_verl.reward.length import efficient_length_reward
 from revisual_verl.reward.metrics import REWARD_EXTRA_KEYS
 from revisual_verl.reward.settings import RewardSettings
@@ -83,7 +85,9 @@ def test_verl_loads_the_manager_by_name_with_settings_from_reward_kwargs(tiny_to
 
     manager = load_through_verl(verl_config(length_budget=64, format_weight=0.1, accuracy_weight=0.8), tiny_tokenizer)
     assert isinstance(manager, RevisualRewardManager)
-    assert manager.settings == RewardSettings(length_budget=64, format_weight=0.1, accuracy_weight=0.8)
+    expected = RewardSettings(length_budget=64, format_weight=0.1, accuracy_weight=0.8)
+    # workers: null becomes this process's share of the CPUs (one reward worker here: all of them).
+    assert manager.settings == dataclasses.replace(expected, workers=usable_cpus())
 
 
 def test_run_single_scores_a_streamed_rollout(tiny_tokenizer):

@@ -277,6 +277,38 @@ def test_prepared_rl_rows_keep_images_and_answers(raw, tmp_path):
             assert len(images) == (1 if part == "mmrl" else 0)
 
 
+def test_stage_two_prompts_carry_the_picture_the_answer_needs(raw, tmp_path, problem_digits, digit_reader):
+    """The last link to the model: verl's RL dataset (the recipe's MixedModalRLDataset) on the prepared mmrl
+    file puts into each prompt a picture that still shows the digit the answer needs. A blank or wrong picture
+    anywhere from the generator to the prompt turns this red."""
+    from helpers.tiny_models import build_tiny_qwen2_vl_processor, build_tiny_tokenizer
+    from hydra import compose, initialize_config_module
+    from verl.trainer.ppo.utils import create_rl_dataset
+
+    _, train, _ = prepare("mmrl", raw / "mmrl.parquet", tmp_path / "mmrl", "--val-size", "0")
+    with initialize_config_module(config_module="verl.trainer.config", version_base=None):
+        config = compose(
+            config_name="ppo_trainer",
+            overrides=[
+                "data.custom_cls.path=pkg://revisual_verl.data.mixed_dataset",
+                "data.custom_cls.name=MixedModalRLDataset",
+                "data.filter_overlong_prompts=false",
+                "data.image_key=images",
+            ],
+        ).data
+    tokenizer = build_tiny_tokenizer()
+    dataset = create_rl_dataset(
+        [str(tmp_path / "mmrl" / "train.parquet")], config, tokenizer, build_tiny_qwen2_vl_processor(tokenizer)
+    )
+    assert len(dataset) == len(train) == 50
+    for i in range(len(dataset)):
+        row = dataset[i]
+        images = [part["image"] for part in row["raw_prompt"][0]["content"] if part["type"] == "image"]
+        assert len(images) == 1
+        pictured = int(row["reward_model"]["ground_truth"]) - sum(problem_digits(row["extra_info"]["problem"]))
+        assert digit_reader(images[0])[0] == pictured, row["extra_info"]["problem"]
+
+
 def test_held_out_files_prepare_whole_as_one_evaluation_file(raw, tmp_path):
     for name, part in (("heldout_image.parquet", "mmrl"), ("heldout_text.parquet", "textrl")):
         out = tmp_path / name

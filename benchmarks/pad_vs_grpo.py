@@ -53,16 +53,17 @@ VARIANTS = {
 REUSED = ("task", "data", "base-model")
 
 
-def prepare_work_dir(source: Path, work_dir: Path) -> None:
-    """A learning-run directory whose stage 1 is the source's: stage 1 is skipped, stages 2-3 run from it."""
+def prepare_work_dir(source: Path, work_dir: Path, stages: tuple[str, ...] = ("stage1",)) -> None:
+    """A learning-run directory whose first stages are the source's: they are skipped, the later ones run from them."""
     work_dir.mkdir(parents=True, exist_ok=True)
     for name in REUSED:
         link = work_dir / name
         if not link.exists():
             link.symlink_to((source / name).resolve(), target_is_directory=True)
-    stage1 = work_dir / "run" / "stage1"
-    if not stage1.exists():
-        shutil.copytree(source / "run" / "stage1", stage1, ignore=shutil.ignore_patterns("checkpoints"))
+    for stage in stages:
+        copied = work_dir / "run" / stage
+        if not copied.exists():
+            shutil.copytree(source / "run" / stage, copied, ignore=shutil.ignore_patterns("checkpoints"))
 
 
 def rows_per_step(stage_dir: Path) -> float | None:
@@ -70,6 +71,21 @@ def rows_per_step(stage_dir: Path) -> float | None:
     verl's own trainer, whose update runs every generated response."""
     _, values = series(read_metrics(stage_dir), "pad/model_rows")
     return statistics.mean(values) if values else None
+
+
+def run_learning(work_dir: Path, overrides: list[str], env: dict[str, str], name: str) -> float:
+    """recipes/learning_run.sh in ``work_dir`` with ``overrides``; its wall-clock seconds."""
+    started = time.monotonic()
+    proc = subprocess.run(
+        ["bash", str(ROOT / "recipes" / "learning_run.sh"), *overrides],
+        env={**os.environ, "WORK_DIR": str(work_dir), **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{proc.stderr[-3000:]}")
+    return time.monotonic() - started
 
 
 def run_one(source: Path, out: Path, variant: str, seed: int, steps: int, log) -> dict:
@@ -82,18 +98,8 @@ def run_one(source: Path, out: Path, variant: str, seed: int, steps: int, log) -
         f"algorithm.pad.seed={seed}",
         *VARIANTS[variant],
     ]
-    started = time.monotonic()
     log(f"{variant} seed {seed}: stages 2-3 in {work_dir} ...")
-    proc = subprocess.run(
-        ["bash", str(ROOT / "recipes" / "learning_run.sh"), *overrides],
-        env={**os.environ, "WORK_DIR": str(work_dir), "RL_STEPS": str(steps)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    seconds = time.monotonic() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"{variant} seed {seed} failed:\n{proc.stderr[-3000:]}")
+    seconds = run_learning(work_dir, overrides, {"RL_STEPS": str(steps)}, f"{variant} seed {seed}")
     summary = build_summary(work_dir / "run")
     gain = summary.get("rl_gain_points")
     rows = [rows_per_step(work_dir / "run" / f"stage{stage}") for stage in (2, 3)]
@@ -101,19 +107,26 @@ def run_one(source: Path, out: Path, variant: str, seed: int, steps: int, log) -
     return {"variant": variant, "seed": seed, "gain": gain, "seconds": seconds, "rows_per_step": rows}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def seeded_runs_parser(doc: str, out_name: str) -> argparse.ArgumentParser:
+    """The arguments every benchmark over learning-run variants and seeds takes."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--from", dest="source", type=Path, required=True, help="a learning run's WORK_DIR")
-    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "pad_vs_grpo")
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / out_name)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = seeded_runs_parser(__doc__, "pad_vs_grpo")
     parser.add_argument("--steps", type=int, default=20, help="stage-3 RL steps (stage 2: a quarter), as learning_run")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args(argv)
     if not (args.source / "run" / "stage1" / "hf" / "config.json").is_file():
         parser.error(f"{args.source}/run/stage1/hf is not a merged stage-1 model: run recipes/learning_run.sh first")
-
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
 
     results = [
         run_one(args.source, args.out, variant, seed, args.steps, log)

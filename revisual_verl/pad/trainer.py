@@ -18,6 +18,9 @@ Both modes tell the selection the step (tau schedule, seed of the draw) and run 
 step whose effective set is empty (the distilled mode then runs none of the three model passes). The
 trainer also logs the ``revisual`` reward's parts under ``reward/``, which verl 0.9.1 keeps per sample
 but never aggregates into training metrics.
+
+With ``algorithm.presample.enable`` the trainer's dataloader skips, before rollout, prompts whose latest
+groups were uniform, and each step's groups are fed back to it (:mod:`revisual_verl.presample`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ from revisual_verl.pad.config import PadConfig, check_loss_agg_mode
 from revisual_verl.pad.distill import scale_rows
 from revisual_verl.pad.estimator import PAD_ESTIMATOR, pad_select_rows, pop_latest_result, set_progress
 from revisual_verl.pad.handoff import PadStepResult
+from revisual_verl.presample import adapter as presample_adapter
+from revisual_verl.presample.adapter import Presampler
+from revisual_verl.presample.config import PresampleConfig
 from revisual_verl.reward.metrics import reward_metrics
 
 logger = logging.getLogger(__name__)
@@ -62,6 +68,10 @@ class PadSyncTrainer(PPOTrainerSync):
 
     def __init__(self, config):
         super().__init__(config)
+        presample = PresampleConfig.from_algorithm(config.algorithm)
+        if presample.enable and (why_not := presample_adapter.unsupported(config)):
+            raise ValueError(f"algorithm.presample.enable=true cannot run with {why_not}")
+        self.presampler = Presampler(presample) if presample.enable else None
         self.pad_enabled = config.algorithm.adv_estimator == PAD_ESTIMATOR
         self.pad_skipped_steps = 0
         self._pad_skip_update = False
@@ -76,6 +86,32 @@ class PadSyncTrainer(PPOTrainerSync):
             if why_not:
                 logger.warning("PAD: algorithm.pad.compact=true but %s; training in masked mode", why_not)
             self.pad_compact = pad.compact and why_not is None
+
+    def _init_dataloader(self):
+        super()._init_dataloader()
+        if self.presampler is not None:
+            self.train_dataloader = self.presampler.dataloader(self.train_dataloader, self.config.data)
+
+    def _load_checkpoint(self):
+        super()._load_checkpoint()
+        # torchdata restores the state at the first fetch, and fails there with a bare assertion when the
+        # state is of another sampler: say what differs before the first step.
+        saved = getattr(self.train_dataloader, "next_iter_state", None)
+        if saved and presample_adapter.saved_with_presample(saved) != (self.presampler is not None):
+            raise RuntimeError(
+                "the checkpoint's dataloader state was saved with algorithm.presample.enable="
+                f"{str(self.presampler is None).lower()}; resume with the same setting (or start a new run)"
+            )
+
+    def _fetch_one_gen_batch(self):
+        batch = super()._fetch_one_gen_batch()
+        if self.presampler is not None:
+            self.presampler.note_fetch(list(batch["uid"]))
+        return batch
+
+    def _presample_step(self, batch, trained_rows: int, metrics: dict) -> None:
+        if self.presampler is not None:
+            metrics.update(self.presampler.end_step(batch, trained_rows))
 
     def _announce_step(self, batch) -> None:
         # verl keys rows uid_session_index; index > 0 means an agent loop gave several outputs per
@@ -112,6 +148,7 @@ class PadSyncTrainer(PPOTrainerSync):
         with marked_timer("adv", timing_raw, color="brown"):
             result = self._select(batch)
         metrics.update(result.metrics)
+        self._presample_step(batch, int((result.weights > 0).sum()), metrics)
         metrics["pad/compact"] = 1.0
         if result.empty:
             with marked_timer("adv", timing_raw, color="brown"):
@@ -208,6 +245,7 @@ class PadSyncTrainer(PPOTrainerSync):
     def _compute_advantage(self, batch, metrics: dict):
         """Masked mode: verl's advantage step with PAD as the estimator, then the mask write-back."""
         if not self.pad_enabled:
+            self._presample_step(batch, sum(not tag.get("is_padding", False) for tag in batch.tags), metrics)
             return super()._compute_advantage(batch, metrics)
         self._announce_step(batch)
         batch = super()._compute_advantage(batch, metrics)
@@ -215,6 +253,7 @@ class PadSyncTrainer(PPOTrainerSync):
         if result is None:
             raise RuntimeError("adv_estimator=pad is set but the PAD estimator did not run")
         metrics.update(result.metrics)
+        self._presample_step(batch, int((result.weights > 0).sum()), metrics)
         padding = sum(bool(tag.get("is_padding", False)) for tag in batch.tags)
         metrics.update(self._kept_metrics(result, model_rows=len(batch), padding_rows=padding))
         self._pad_skip_update = result.empty

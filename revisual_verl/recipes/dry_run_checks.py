@@ -161,12 +161,17 @@ def _convert_ref(config: DictConfig) -> str:
     return type(omega_conf_to_dataclass(ref)).__name__
 
 
+PLUGIN_ALGORITHM_BLOCKS = ("pad", "presample")
+
+
 def _convert_algorithm(config: DictConfig) -> str:
-    """verl's AlgoConfig on the algorithm section less the plugin's ``pad`` block, which it does not know."""
+    """verl's AlgoConfig on the algorithm section less the plugin's blocks (``pad``, ``presample``), which it
+    does not know."""
     from verl.utils.config import omega_conf_to_dataclass
 
     algorithm = OmegaConf.to_container(config.algorithm, resolve=True)
-    algorithm.pop("pad", None)
+    for block in PLUGIN_ALGORITHM_BLOCKS:
+        algorithm.pop(block, None)
     return type(omega_conf_to_dataclass(OmegaConf.create(algorithm))).__name__
 
 
@@ -189,6 +194,30 @@ def _check_pad(config: DictConfig) -> str:
     check_loss_agg_mode(config.actor_rollout_ref.actor.loss_agg_mode)
     return (
         f"t_low={pad.t_low} t_high={pad.t_high} rho={pad.rho} tau {pad.tau_start}->{pad.tau_end} ({pad.tau_schedule})"
+    )
+
+
+def _check_presample(config: DictConfig) -> str:
+    from revisual_verl.pad.trainer import PAD_TRAINER_MODE
+    from revisual_verl.presample.config import PresampleConfig
+
+    presample = PresampleConfig.from_algorithm(config.algorithm)
+    if not presample.enable:
+        return "off"
+    from revisual_verl.presample.adapter import unsupported
+
+    why_not = unsupported(config)
+    if why_not:
+        raise ValueError(f"algorithm.presample.enable=true cannot run with {why_not}")
+    mode = config.trainer.v1.get("trainer_mode", None) if config.trainer.get("use_v1", False) else None
+    if mode != PAD_TRAINER_MODE:
+        raise ValueError(
+            f"algorithm.presample.enable=true needs trainer.use_v1=true and trainer.v1.trainer_mode={PAD_TRAINER_MODE} "
+            f"(got {mode!r}): only that trainer skips prompts before rollout"
+        )
+    return (
+        f"on: easy >= {presample.easy_threshold}, hard <= {presample.hard_threshold}, "
+        f"target uniform share {presample.target_uniform_share}, p_start {presample.p_start}"
     )
 
 
@@ -417,10 +446,11 @@ def validate_ppo(config: DictConfig, *, require_images: bool) -> Report:
         if need_critic(resolved):
             report.check("critic -> dataclass", _convert(resolved, "critic"))
     report.check("distillation -> dataclass", _convert(resolved, "distillation"))
-    report.check("algorithm (less pad) -> AlgoConfig", lambda: _convert_algorithm(resolved))
+    report.check("algorithm (less pad, presample) -> AlgoConfig", lambda: _convert_algorithm(resolved))
     report.check("algorithm.adv_estimator", lambda: _check_adv_estimator(resolved))
     if getattr(resolved.algorithm.adv_estimator, "value", resolved.algorithm.adv_estimator) == "pad":
         report.check("algorithm.pad", lambda: _check_pad(resolved))
+    report.check("algorithm.presample", lambda: _check_presample(resolved))
     if resolved.trainer.get("use_v1", False):
         report.check("trainer.v1.trainer_mode", lambda: _check_trainer_mode(resolved))
     report.check("reward.reward_manager", lambda: _check_reward_manager(resolved))

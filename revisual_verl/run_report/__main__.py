@@ -61,6 +61,12 @@ def reward_table(summary: dict) -> list[str]:
         values = " ".join(f"{value:.2f}" for value in per_stage["reward"])
         label = f"  {stage} reward per step: "
         lines += textwrap.wrap(values, width=100, initial_indent=label, subsequent_indent=" " * len(label))
+        if per_stage.get("presample_skipped"):
+            skipped = 100 * sum(per_stage["presample_skipped"]) / len(per_stage["presample_skipped"])
+            lines.append(
+                f"  {stage} presample: {skipped:.0f}% of prompts skipped before rollout, "
+                f"{per_stage['rollouts_per_trained_row'][-1]:.2f} rollouts generated per row trained"
+            )
     return ["Training reward (mean over the step's responses)"] + lines if lines else []
 
 

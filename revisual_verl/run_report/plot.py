@@ -34,6 +34,7 @@ def plot_learning(run_dir: Path, path: Path | None = None) -> Path:
     stages = _rl_stages(run_dir)
     fig, axes = plt.subplots(2, 3, figsize=(15, 8), constrained_layout=True)
     heldout, sft, reward, entropy, kept, length = axes.flat
+    presample = any(series(steps, "presample/skipped_share")[0] for _, steps, _ in stages)
 
     for _, steps, _ in stages:
         for metrics in steps.values():
@@ -76,8 +77,10 @@ def plot_learning(run_dir: Path, path: Path | None = None) -> Path:
             (
                 ("pad/kept_fraction", "rows trained on / rows generated"),
                 ("pad/distinct_fraction", "distinct rows kept"),
+                ("presample/skipped_share", "prompts skipped before rollout"),
+                ("presample/uniform_share", "uniform groups after rollout"),
             ),
-            "PAD: rows trained on (> 1: drawn with replacement)",
+            "PAD: rows trained on (> 1: drawn with replacement)" + ("; presample" if presample else ""),
         ),
         (length, (("response_length/mean", "mean response length"),), "response length (tokens)"),
     ):

@@ -19,6 +19,7 @@ FIELDS = (
     ("critic/score/mean", "reward", "{:.2f}"),
     ("reward/accuracy/mean", "acc", "{:.2f}"),
     ("pad/kept_fraction", "PAD kept", "{:.2f}"),
+    ("presample/skipped_share", "skipped", "{:.2f}"),
     ("timing_s/step", "s/step", "{:.1f}"),
 )
 

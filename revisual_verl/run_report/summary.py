@@ -87,7 +87,12 @@ def build_summary(run_dir: Path, extra_seconds: dict[str, float] | None = None) 
     for stage in (2, 3):
         steps = run[f"stage{stage}"]
         per_stage = {}
-        for name, key in (("reward", "critic/score/mean"), ("accuracy", "reward/accuracy/mean")):
+        for name, key in (
+            ("reward", "critic/score/mean"),
+            ("accuracy", "reward/accuracy/mean"),
+            ("presample_skipped", "presample/skipped_share"),
+            ("rollouts_per_trained_row", "presample/rollouts_per_trained_row"),
+        ):
             xs, ys = series(steps, key)
             if xs:
                 per_stage[name] = [round(y, 4) for y in ys]

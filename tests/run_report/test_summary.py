@@ -106,3 +106,19 @@ def test_progress_line_shows_reward_and_heldout():
     line = progress_line("stage 2", 10, {"critic/score/mean": 0.4567, **val(0.5, 0.25, 0.1)}, 75)
     assert "step   10" in line and "reward 0.46" in line and "(1:15)" in line
     assert "digits_image 50.0%" in line and "digits_text 25.0%" in line
+
+
+def test_presample_metrics_reach_the_progress_line_and_the_table(run_dir, capsys):
+    write_metrics(
+        run_dir / "stage3",
+        {
+            1: {"critic/score/mean": 0.6, "presample/skipped_share": 0.0, "presample/rollouts_per_trained_row": 2.0},
+            2: {"critic/score/mean": 0.7, "presample/skipped_share": 0.5, "presample/rollouts_per_trained_row": 1.5},
+        },
+        name="launch-2.jsonl",
+    )
+    assert "skipped 0.50" in progress_line("stage 3", 2, {"presample/skipped_share": 0.5}, 10)
+    assert main(["--run-dir", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "stage3 presample: 25% of prompts skipped before rollout, 1.50 rollouts generated per row trained" in out
+    assert "presample" not in json.dumps(json.loads((run_dir / "summary.json").read_text())["training"]["stage2"])

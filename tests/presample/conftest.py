@@ -1,0 +1,3 @@
+"""Fixtures shared by the presample tests that drive verl's v1 trainer classes."""
+
+from helpers.v1_trainer import transfer_queue, wire_pad_trainer  # noqa: F401  fixtures

@@ -114,13 +114,14 @@ def group_outcomes(batch) -> dict[str, tuple[list[float], list[float]]]:
     keys = [key for key, tag in zip(batch.keys, batch.tags, strict=True) if not tag.get("is_padding", False)]
     if not keys:
         return {}
-    stored = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=["uid", "rm_scores"])
+    stored = tq.kv_batch_get(
+        keys=keys, partition_id=batch.partition_id, select_fields=["uid", "rm_scores", "extra_fields"]
+    )
     uids = [str(uid) for uid in list(stored["uid"])]
     scores = [float(row.sum()) for row in stored["rm_scores"].unbind()]
     accuracies = list(scores)
-    extras = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
-    if "extra_fields" in extras.keys():
-        for i, extra in enumerate(list(extras["extra_fields"])):
+    if "extra_fields" in stored.keys():
+        for i, extra in enumerate(list(stored["extra_fields"])):
             info = extra.get("reward_extra_info", {}) if isinstance(extra, dict) else {}
             if "acc" in info:
                 accuracies[i] = float(info["acc"])

@@ -60,9 +60,10 @@ def prepare_work_dir(source: Path, work_dir: Path, stages: tuple[str, ...] = ("s
         link = work_dir / name
         if not link.exists():
             link.symlink_to((source / name).resolve(), target_is_directory=True)
-    for stage in stages:
+    # The base model's evaluation too, when the source has one: the report's base column, not run again.
+    for stage in (*stages, "base_eval"):
         copied = work_dir / "run" / stage
-        if not copied.exists():
+        if not copied.exists() and (stage != "base_eval" or (source / "run" / stage).is_dir()):
             shutil.copytree(source / "run" / stage, copied, ignore=shutil.ignore_patterns("checkpoints"))
 
 
@@ -78,7 +79,8 @@ def run_learning(work_dir: Path, overrides: list[str], env: dict[str, str], name
     started = time.monotonic()
     proc = subprocess.run(
         ["bash", str(ROOT / "recipes" / "learning_run.sh"), *overrides],
-        env={**os.environ, "WORK_DIR": str(work_dir), **env},
+        # BASE_EVAL=0: the base model is the source run's, evaluated there (prepare_work_dir copies it).
+        env={**os.environ, "WORK_DIR": str(work_dir), "BASE_EVAL": "0", **env},
         capture_output=True,
         text=True,
         check=False,
@@ -103,7 +105,8 @@ def run_one(source: Path, out: Path, variant: str, seed: int, steps: int, log) -
     summary = build_summary(work_dir / "run")
     gain = summary.get("rl_gain_points")
     rows = [rows_per_step(work_dir / "run" / f"stage{stage}") for stage in (2, 3)]
-    log(f"{variant} seed {seed}: gain {gain:+.1f} points in {seconds:.0f} s")
+    gain_text = "none (no held-out figures)" if gain is None else f"{gain:+.1f} points"
+    log(f"{variant} seed {seed}: gain {gain_text} in {seconds:.0f} s")
     return {"variant": variant, "seed": seed, "gain": gain, "seconds": seconds, "rows_per_step": rows}
 
 
@@ -128,28 +131,35 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.source / "run" / "stage1" / "hf" / "config.json").is_file():
         parser.error(f"{args.source}/run/stage1/hf is not a merged stage-1 model: run recipes/learning_run.sh first")
 
-    results = [
-        run_one(args.source, args.out, variant, seed, args.steps, log)
-        for variant in args.variants
-        for seed in args.seeds
-    ]
-    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    results = []
+    for variant in args.variants:
+        for seed in args.seeds:
+            try:
+                results.append(run_one(args.source, args.out, variant, seed, args.steps, log))
+            except RuntimeError as error:  # one failed run is reported; the others still run
+                log(str(error))
+                # Moved aside, so that a rerun into the same --out starts this run afresh.
+                failed = args.out / f"{variant}-seed{seed}"
+                failed.rename(failed.with_name(f"{failed.name}-failed-{time.strftime('%Y%m%d-%H%M%S')}"))
+                results.append({"variant": variant, "seed": seed, "gain": None, "seconds": None, "failed": True})
+            # Written after every run, so a stopped benchmark keeps what it measured.
+            (args.out / "results.json").write_text(json.dumps(results, indent=2))
     print(f"{'variant':<10}{'seeds':>6}{'gain (points)':>22}{'seconds':>10}{'rows/step s2, s3':>20}")
     by_variant = {}
     for variant in args.variants:
         rows = [r for r in results if r["variant"] == variant]
-        gains = [r["gain"] for r in rows if r["gain"] is not None]
+        done = [r for r in rows if not r.get("failed")]
+        gains = [r["gain"] for r in done if r["gain"] is not None]
         mean = statistics.mean(gains) if gains else float("nan")
         spread = statistics.stdev(gains) if len(gains) > 1 else 0.0
-        seconds = statistics.mean(r["seconds"] for r in rows)
+        seconds = statistics.mean(r["seconds"] for r in done) if done else float("nan")
         per_step = []
         for stage in range(2):
-            values = [r["rows_per_step"][stage] for r in rows if r["rows_per_step"][stage] is not None]
+            values = [r["rows_per_step"][stage] for r in done if r["rows_per_step"][stage] is not None]
             per_step.append(f"{statistics.mean(values):.0f}" if values else "all")
         by_variant[variant] = (mean, seconds)
-        print(
-            f"{variant:<10}{len(rows):>6}{f'{mean:+.1f} +- {spread:.1f}':>22}{seconds:>10.0f}{', '.join(per_step):>20}"
-        )
+        seeds = f"{len(done)}" if len(done) == len(rows) else f"{len(done)}/{len(rows)}"
+        print(f"{variant:<10}{seeds:>6}{f'{mean:+.1f} +- {spread:.1f}':>22}{seconds:>10.0f}{', '.join(per_step):>20}")
     if {"released", "copies"} <= set(by_variant):
         weights, copies = by_variant["released"], by_variant["copies"]
         print(

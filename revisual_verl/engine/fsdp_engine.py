@@ -14,6 +14,9 @@ verl's own conversion hands to every worker). Each worker logs the settings it a
 - ``_build_optimizer``: only trainable parameters enter the param groups, so AdamW's decoupled
   weight decay, which moves any parameter in a group, never touches the tower.
 - ``train_batch`` (one call = one optimizer update): the loss gets the scheduled coefficient.
+- ``forward_backward_batch`` (log-prob passes and each update's micro-batches): 3-D position ids packed ragged
+  along the rope axes (a batch whose rows all have one length) are rebuilt first (:mod:`mrope_position_ids`;
+  docs/engine.md says what it cannot reach).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
 
 from revisual_verl.engine.config import EngineSettings
 from revisual_verl.engine.entropy import optimizer_updates_taken, with_entropy_coeff
+from revisual_verl.engine.mrope_position_ids import fix_position_ids
 from revisual_verl.engine.vision_freeze import freeze_vision_params, is_vision_param, vision_root_modules
 from revisual_verl.engine.vision_output_compat import install_vision_output_hook
 
@@ -148,6 +152,10 @@ class RevisualFSDPEngine(FSDPEngineWithLMHead):
             outputs["metrics"]["entropy_coeff"] = [coeff]
             outputs["metrics"]["entropy_schedule_update"] = [float(update)]
         return outputs
+
+    def forward_backward_batch(self, data, loss_function, forward_only=False):
+        fix_position_ids(data)
+        return super().forward_backward_batch(data, loss_function, forward_only=forward_only)
 
     def _check_actor_config(self, loss_function) -> None:
         """verl's ``actor.freeze_vision_tower`` must not be set while this engine trains the tower."""

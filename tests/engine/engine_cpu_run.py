@@ -34,8 +34,13 @@ def save_tiny_model(path: str) -> None:
     tiny_qwen25_vl().save_pretrained(path)
 
 
-def rollout_batch(seed: int, images: bool, batch: int = 4, prompt_len: int = 8, response_len: int = 6):
+def rollout_batch(
+    seed: int, images: bool, batch: int = 4, prompt_len: int = 8, response_len: int = 6, equal_lengths: bool = False
+):
     """A left/right padded rollout batch converted with verl's own left_right_2_no_padding.
+
+    One response is shorter than the others unless ``equal_lengths`` (every row then has one length, which
+    makes torch pack the 3-D position ids ragged along the rope axes: see mrope_position_ids).
 
     With ``images`` every prompt holds one image (vision start, 4 image tokens, vision end) and the
     batch carries ``multi_modal_inputs`` as verl's dataset produces them.
@@ -48,7 +53,8 @@ def rollout_batch(seed: int, images: bool, batch: int = 4, prompt_len: int = 8, 
     prompts = prompt_ids(gen, batch, prompt_len, images)
     responses = torch.randint(3, 100, (batch, response_len), generator=gen)
     attention_mask = torch.ones(batch, prompt_len + response_len, dtype=torch.long)
-    attention_mask[1, prompt_len + 4 :] = 0  # one shorter response
+    if not equal_lengths:
+        attention_mask[1, prompt_len + 4 :] = 0  # one shorter response
     response_mask = attention_mask[:, prompt_len:].clone()
     text_pos = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     # Qwen2.5-VL's 4-row positions (text, then t/h/w mrope); equal rows for a text-only sequence.
@@ -187,6 +193,7 @@ def main() -> None:
         help="JSON of RevisualFSDPEngineConfig fields (freeze_vision_tower, vision_prefixes, entropy={...}); "
         "without it the engine gets verl's plain FSDPEngineConfig",
     )
+    parser.add_argument("--equal-lengths", action="store_true", help="every row of a batch has the same length")
     parser.add_argument("--ref", action="store_true", help="also run a forward-only reference engine")
     parser.add_argument("--resume-updates", type=int, default=0, help="save, rebuild, load, then train this many")
     args = parser.parse_args()
@@ -227,7 +234,7 @@ def main() -> None:
         def train(engine, count, seed0):
             for i in range(count):
                 images = kinds[len(result["updates"]) % len(kinds)] == "image"
-                data = rollout_batch(seed=seed0 + i, images=images)
+                data = rollout_batch(seed=seed0 + i, images=images, equal_lengths=args.equal_lengths)
                 if args.loss == "sft":
                     data = as_sft_batch(data)
                 with engine.train_mode():

@@ -121,6 +121,32 @@ def test_verls_own_engine_fails_on_a_text_only_batch():
         )
 
 
+def test_a_batch_whose_rows_all_have_one_length_trains():
+    # torch packs such a batch's 3-D position ids ragged along the rope axes and verl's workaround then breaks
+    # them; the engine rebuilds them (mrope_position_ids) before splitting the batch into micro-batches.
+    result = run_engine({}, "--strategy", "fsdp2", "--batches", "image,text", "--updates", "2", "--equal-lengths")
+    assert result["engine_cls"] == "RevisualFSDPEngine"
+    assert [u["images"] for u in result["updates"]] == [True, False]
+    assert all(math.isfinite(u["loss"]) for u in result["updates"])
+    assert result["language_changed"] == 27
+
+
+def test_verls_own_engine_fails_on_a_batch_whose_rows_all_have_one_length():
+    # The control for the test above; when verl builds these position ids right itself, this fails and
+    # mrope_position_ids can go.
+    with pytest.raises(AssertionError, match="The size of tensor a \\(4\\) must match the size of tensor b"):
+        run_engine(
+            {"VERL_ENGINE_VENDOR": "", "VERL_ENGINE_DEVICE": "cuda"},
+            "--strategy",
+            "fsdp2",
+            "--batches",
+            "image",
+            "--updates",
+            "1",
+            "--equal-lengths",
+        )
+
+
 def test_stage1_sft_loss_trains_text_only_batches():
     # verl's SFT trainer builds its model through the same engine registry, and stage 1 is text-only.
     result = run_engine({}, "--strategy", "fsdp2", "--loss", "sft", "--batches", "text", "--updates", "2")

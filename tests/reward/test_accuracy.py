@@ -70,6 +70,21 @@ def test_a_set_of_both_signs_matches_a_plus_minus_ground_truth(checker):
         assert compute_score(wrong, "\\pm 2021") == 0.0, wrong
 
 
+def test_a_final_answer_sentence_after_the_last_box_is_not_read(checker):
+    """The one case of math-verify's own test suite where the verdicts differ (docs/reward.md): math-verify ranks
+    a "final answer is" sentence above a box; the recipe's answer is the last box."""
+    from verl.utils.reward_score.math_verify import compute_score
+
+    response = (
+        "So the interest is $0.05 \\cdot 10200 \\cdot \\frac{1}{2} = \\boxed{255}$ and she has $10,455. "
+        "Final Answer: The final answer is $10,455$. I hope it is correct."
+    )
+    verdict = checker.check(response, "10455")
+    assert (verdict.correct, verdict.answer) == (False, "255")
+    assert checker.check(response, "255").correct
+    assert compute_score(response, "10455") == 1.0
+
+
 def test_accuracy_reward_function():
     assert accuracy_reward("<think>t</think> \\boxed{\\dfrac{1}{2}}", "0.5") == 1.0
     assert accuracy_reward("<think>t</think> \\boxed{3}", "4") == 0.0

@@ -106,19 +106,15 @@ def test_stage3_engine_freezes_tower_anneals_entropy_and_resumes():
     assert ref["text_log_probs_count"] == ref["image_log_probs_count"] == 54  # 4 rows x 14 tokens, 2 padded
 
 
+def run_verls_own_engine(*args: str) -> dict:
+    # verl's stock FSDP engine is registered for cuda/npu only: select it as a GPU run would.
+    return run_engine({"VERL_ENGINE_VENDOR": "", "VERL_ENGINE_DEVICE": "cuda"}, "--strategy", "fsdp2", *args)
+
+
 def test_verls_own_engine_fails_on_a_text_only_batch():
     # The control for the text batches above: without the revisual vendor, verl 0.9.1 + transformers 5 fail.
     with pytest.raises(AssertionError, match="'BaseModelOutputWithPooling' object has no attribute 'mean'"):
-        # verl's stock FSDP engine is registered for cuda/npu only: select it as a GPU run would.
-        run_engine(
-            {"VERL_ENGINE_VENDOR": "", "VERL_ENGINE_DEVICE": "cuda"},
-            "--strategy",
-            "fsdp2",
-            "--batches",
-            "text",
-            "--updates",
-            "1",
-        )
+        run_verls_own_engine("--batches", "text", "--updates", "1")
 
 
 def test_a_batch_whose_rows_all_have_one_length_trains():
@@ -135,16 +131,7 @@ def test_verls_own_engine_fails_on_a_batch_whose_rows_all_have_one_length():
     # The control for the test above; when verl builds these position ids right itself, this fails and
     # mrope_position_ids can go.
     with pytest.raises(AssertionError, match="The size of tensor a \\(4\\) must match the size of tensor b"):
-        run_engine(
-            {"VERL_ENGINE_VENDOR": "", "VERL_ENGINE_DEVICE": "cuda"},
-            "--strategy",
-            "fsdp2",
-            "--batches",
-            "image",
-            "--updates",
-            "1",
-            "--equal-lengths",
-        )
+        run_verls_own_engine("--batches", "image", "--updates", "1", "--equal-lengths")
 
 
 def test_stage1_sft_loss_trains_text_only_batches():

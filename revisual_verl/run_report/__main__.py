@@ -16,6 +16,13 @@ from revisual_verl.run_report.summary import build_summary, is_control, write_su
 MODELS = ("base", "stage1", "stage2", "stage3")
 
 
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def _seconds(text: str) -> tuple[str, float]:
     name, sep, value = text.partition("=")
     try:
@@ -34,7 +41,8 @@ def heldout_table(summary: dict) -> list[str]:
     ks = sorted(set(summary["samples_per_problem"].values()))
     sets = sorted({source for per_set in accuracy.values() for source in per_set}, key=lambda s: (is_control(s), s))
     width = max(len(s) + 10 for s in sets + ["mean (controls left out)"])
-    lines = [f"Held-out accuracy, % (mean over k={'/'.join(map(str, ks))} samples per problem)"]
+    decoding = "".join(f", {name} {value}" for name, value in summary.get("evaluation_decoding", {}).items())
+    lines = [f"Held-out accuracy, % (mean over k={'/'.join(map(str, ks))} samples per problem{decoding})"]
     lines.append(f"  {'set':<{width}}" + "".join(f"{model:>9}" for model in models))
     for source in sets:
         name = source + (" (control)" if is_control(source) else "")
@@ -81,12 +89,22 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=SECONDS",
         help="a timing to record in summary.json beside the stages' own (repeatable)",
     )
+    parser.add_argument(
+        "--decoding",
+        action="append",
+        type=_setting,
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the held-out evaluations' decoding (temperature=0.3), recorded and shown (repeatable)",
+    )
     parser.add_argument("--no-plot", action="store_true", help="do not draw learning.png")
     args = parser.parse_args(argv)
     if not args.run_dir.is_dir():
         print(f"error: {args.run_dir} is not a directory", file=sys.stderr)
         return 2
     summary = build_summary(args.run_dir, dict(args.seconds))
+    if args.decoding:
+        summary["evaluation_decoding"] = dict(args.decoding)
     path = write_summary(args.run_dir, summary)
     print("\n".join(heldout_table(summary)))
     table = reward_table(summary)
@@ -96,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_plot:
         from revisual_verl.run_report.plot import plot_learning
 
-        print(f"picture: {plot_learning(args.run_dir)}")
+        print(f"picture: {plot_learning(args.run_dir, decoding=summary.get('evaluation_decoding'))}")
     return 0
 
 

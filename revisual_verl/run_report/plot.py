@@ -24,7 +24,7 @@ def _rl_stages(run_dir: Path) -> list[tuple[str, dict[int, dict], int]]:
     return out
 
 
-def plot_learning(run_dir: Path, path: Path | None = None) -> Path:
+def plot_learning(run_dir: Path, path: Path | None = None, decoding: dict[str, str] | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")  # no display on a training node
@@ -53,7 +53,8 @@ def plot_learning(run_dir: Path, path: Path | None = None) -> Path:
     for source, (xs, ys) in sorted(lines.items()):
         style = ":" if is_control(source) else "-"
         heldout.plot(xs, ys, style, marker="o", label=source + (" (control)" if is_control(source) else ""))
-    heldout.set_title("held-out accuracy (%), mean over k samples")
+    at = ", ".join(f"{name} {value}" for name, value in (decoding or {}).items())
+    heldout.set_title("held-out accuracy (%), mean over k samples" + (f"\n({at})" if at else ""))
     heldout.set_ylim(0, 100)
     if lines:
         heldout.legend(fontsize=8)

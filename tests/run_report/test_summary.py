@@ -96,6 +96,18 @@ def test_the_table_and_the_files(run_dir, capsys):
     assert json.loads((run_dir / "summary.json").read_text())["seconds"]["total"] == 600
 
 
+def test_the_decoding_of_the_evaluations_is_recorded_and_shown(run_dir, capsys):
+    args = ["--run-dir", str(run_dir), "--no-plot", "--decoding", "temperature=0.3", "--decoding", "top_p=0.95"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "samples per problem, temperature 0.3, top_p 0.95)" in out
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["evaluation_decoding"] == {"temperature": "0.3", "top_p": "0.95"}
+    with pytest.raises(SystemExit):
+        main(["--run-dir", str(run_dir), "--decoding", "temperature"])
+    assert "expected NAME=VALUE, got 'temperature'" in capsys.readouterr().err
+
+
 def test_bad_seconds_argument_names_itself(run_dir, capsys):
     with pytest.raises(SystemExit):
         main(["--run-dir", str(run_dir), "--seconds", "total"])

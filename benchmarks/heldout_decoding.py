@@ -3,17 +3,21 @@
     python benchmarks/heldout_decoding.py --from outputs/quickstart --runs outputs/pad_vs_grpo \\
         [--temperature 0.3] [--top-p 0.95] [--samples 4]
 
-``--from`` is the learning run whose stage-1 model every run of ``--runs`` (``benchmarks/pad_vs_grpo.py``'s
-``--out``) started from. The stage-1 model and each run's stage-3 model are evaluated on the held-out sets with
-``recipes/evaluate.sh`` (verl's val_only, the recipe's verifier) at the decoding given; the table puts each run's
-gain at that decoding beside the gain the run recorded at its own (``run/summary.json``, read from its
-validations). The last line compares the two over all runs:
+``--runs`` is ``benchmarks/pad_vs_grpo.py``'s ``--out``: one learning run per folder (failed runs, moved aside as
+``*-failed-*``, are left out), each holding the stage-1 model it started from (``run/stage1/hf``) and its stage-3
+model. ``--from`` is the learning run they were made from: its held-out sets are the ones evaluated. Each distinct
+stage-1 model (by its weights' sha256) and each run's stage-3 model are evaluated on the held-out sets with
+``recipes/evaluate.sh`` (verl's val_only, the recipe's verifier) at the decoding given, and a run's gain is its
+stage-3 mean minus its own stage-1 mean. The table puts that beside the gain the run recorded at its own decoding
+(``run/summary.json``, read from its validations; there each run's stage-1 figure is its own step-0 validation,
+here runs from one stage-1 model share one evaluation of it). The last line compares the two over all runs:
 ``decoding: held-out gain at temperature T +X.X +- s, recorded (temperature R) +Y.Y +- s points over N runs``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -36,7 +40,8 @@ RESPONSE_LENGTH = 48  # data.max_response_length of the learning run
 
 def evaluate(model: Path, data: Path, out: Path, args) -> dict[str, float]:
     """{set: mean@k in %} of ``model`` on the learning run's held-out sets, through recipes/evaluate.sh."""
-    if not (out / "eval.json").is_file():
+    done = out / "eval.json"
+    if not done.is_file() or json.loads(done.read_text()).get("model") != str(model):
         env = {
             **os.environ,
             "DEVICE": "cpu",
@@ -45,6 +50,8 @@ def evaluate(model: Path, data: Path, out: Path, args) -> dict[str, float]:
             "EVAL_TEMPERATURE": str(args.temperature),
             "EVAL_TOP_P": str(args.top_p),
             "EVAL_RESPONSE_LENGTH": str(RESPONSE_LENGTH),
+            "DRY_RUN": "0",
+            "PYTHON": sys.executable,
         }
         sets = [str(data / name) for name in ("heldout_image", "heldout_image_blank", "heldout_text")]
         command = ["bash", str(ROOT / "recipes" / "evaluate.sh"), str(model), *sets, "--", *VIEW_ARGS]
@@ -54,6 +61,26 @@ def evaluate(model: Path, data: Path, out: Path, args) -> dict[str, float]:
                 raise RuntimeError(f"evaluating {model} failed: see {log.name}")
     report = json.loads((out / "eval.json").read_text())
     return {name: entry["mean_at_k"] for name, entry in report["benchmarks"].items()}
+
+
+def weights_digest(model: Path) -> str:
+    digest = hashlib.sha256()
+    for weights in sorted(model.glob("*.safetensors")):
+        with open(weights, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def finished_runs(folder: Path) -> list[Path]:
+    """The runs under ``folder`` with a stage-1 model, a stage-3 model and a report; failed ones left out."""
+    return sorted(
+        run
+        for run in folder.iterdir()
+        if "-failed-" not in run.name
+        and all((run / "run" / part).is_file() for part in ("stage1/hf/config.json", "stage3/hf/config.json"))
+        and (run / "run" / "summary.json").is_file()
+    )
 
 
 def mean_points(per_set: dict[str, float]) -> float:
@@ -69,27 +96,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top-p", type=float, default=0.95)
     parser.add_argument("--samples", type=int, default=4, help="k samples per problem (default 4)")
     args = parser.parse_args(argv)
-    stage1 = args.source / "run" / "stage1" / "hf"
-    if not (stage1 / "config.json").is_file():
-        parser.error(f"{stage1} is not a merged stage-1 model")
-    runs = sorted(p for p in args.runs.iterdir() if (p / "run" / "stage3" / "hf" / "config.json").is_file())
-    if not runs:
-        parser.error(f"no finished run (run/stage3/hf) under {args.runs}")
-    tag = f"t{args.temperature}-p{args.top_p}-k{args.samples}"
     data = args.source / "data"
-    print(f"evaluating the stage-1 model and {len(runs)} stage-3 models ({tag}) ...", file=sys.stderr, flush=True)
-    first = evaluate(stage1, data, args.out / tag / "stage1", args)
-    start = mean_points(first)
-    rows, gains, recorded = [("stage 1 (the start)", first, None, None)], [], []
+    if not all((data / name / "train.parquet").is_file() for name in ("heldout_image", "heldout_text")):
+        parser.error(f"{data} holds no prepared held-out sets: --from is a learning run's WORK_DIR")
+    if not args.runs.is_dir():
+        parser.error(f"{args.runs} is not a directory")
+    runs = finished_runs(args.runs)
+    if not runs:
+        parser.error(f"no finished run (run/stage1/hf, run/stage3/hf, run/summary.json) under {args.runs}")
+    tag = f"t{args.temperature}-p{args.top_p}-k{args.samples}"
+    print(f"evaluating the stage-1 and stage-3 models of {len(runs)} runs ({tag}) ...", file=sys.stderr, flush=True)
+    starts: dict[str, tuple[str, dict[str, float]]] = {}  # weights' digest -> (name, {set: %})
+    rows, gains, recorded = [], [], []
     for run in runs:
+        stage1 = run / "run" / "stage1" / "hf"
+        digest = weights_digest(stage1)
+        if digest not in starts:
+            name = f"stage1-{digest[:8]}"
+            starts[digest] = (name, evaluate(stage1, data, args.out / tag / name, args))
+            rows.append((name, starts[digest][1], None, None))
         per_set = evaluate(run / "run" / "stage3" / "hf", data, args.out / tag / run.name, args)
-        gain = mean_points(per_set) - start
+        gain = mean_points(per_set) - mean_points(starts[digest][1])
         summary = json.loads((run / "run" / "summary.json").read_text())
         rows.append((run.name, per_set, gain, summary.get("rl_gain_points")))
         gains.append(gain)
         if summary.get("rl_gain_points") is not None:
             recorded.append(summary["rl_gain_points"])
-    print(f"stage 1 at temperature {args.temperature}, top_p {args.top_p}, k={args.samples}: mean {start:.1f}%")
+    for name, per_set in starts.values():
+        decoding = f"temperature {args.temperature}, top_p {args.top_p}, k={args.samples}"
+        print(f"{name} (where runs start) at {decoding}: mean {mean_points(per_set):.1f}%")
     print(f"{'run':<22}{'image %':>9}{'text %':>9}{'control %':>11}{'gain':>8}{'recorded gain':>15}")
     for name, per_set, gain, was in rows:
         cells = "".join(f"{per_set[s]:>{w}.1f}" for s, w in zip((*SETS, "digits_image_blank"), (9, 9, 11)))
@@ -100,13 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     def spread(values: list[float]) -> str:
         return f"{statistics.mean(values):+.1f} +- {statistics.stdev(values) if len(values) > 1 else 0.0:.1f}"
 
-    recorded_at = {
-        json.loads((r / "run" / "summary.json").read_text()).get("evaluation_decoding", {}).get("temperature", "1.0")
-        for r in runs
-    }
+    summaries = [json.loads((run / "run" / "summary.json").read_text()) for run in runs]
+    recorded_at = sorted({summary.get("evaluation_decoding", {}).get("temperature", "1.0") for summary in summaries})
+    recorded_text = spread(recorded) if recorded else "none"
     print(
         f"decoding: held-out gain at temperature {args.temperature} {spread(gains)}, recorded (temperature "
-        f"{'/'.join(sorted(recorded_at))}) {spread(recorded) if recorded else 'none'} points over {len(runs)} runs"
+        f"{'/'.join(recorded_at)}) {recorded_text} points over {len(runs)} runs ({len(recorded)} recorded)"
     )
     return 0
 

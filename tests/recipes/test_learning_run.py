@@ -25,7 +25,10 @@ SETS = {"digits_image", "digits_image_blank", "digits_text"}
 def learning_run(tmp_path_factory):
     work_dir = tmp_path_factory.mktemp("learning")
     env = dict(os.environ)
-    for key in ("DRY_RUN", "DEVICE", "MODEL_PATH", "RESUME", "STAGES", "VERL_PLATFORM", "QUICKSTART_PROFILE"):
+    for key in (
+        *("DRY_RUN", "DEVICE", "MODEL_PATH", "RESUME", "STAGES", "VERL_PLATFORM", "QUICKSTART_PROFILE"),
+        *("EVAL_SAMPLES", "EVAL_TEMPERATURE", "EVAL_TOP_P"),
+    ):
         env.pop(key, None)
     env.update(
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
@@ -64,10 +67,16 @@ def test_every_stage_model_is_evaluated_on_every_held_out_set(learning_run):
     # The base's figures come from recipes/evaluate.sh (verl's val_only), the same validation path.
     assert summary["heldout_read_at_step"] == {"base": 0, "stage1": 0, "stage2": 1, "stage3": 2}
     assert summary["samples_per_problem"] == {"base": 2, "stage2": 2, "stage3": 2}
+    # Every held-out figure at the evaluation command's decoding, the base's (evaluate.sh) included.
+    assert summary["evaluation_decoding"] == {"temperature": "0.3", "top_p": "0.95"}
     assert {"task_and_data", "base_model", "base_eval", "stage1", "stage2", "stage3", "total"} <= set(
         summary["seconds"]
     )
     base_eval = json.loads((work_dir / "run" / "base_eval" / "eval.json").read_text())
+    assert {key: base_eval["settings"][key] for key in ("temperature", "top_p")} == {
+        "temperature": "0.3",
+        "top_p": "0.95",
+    }
     assert {name: entry["problems"] for name, entry in base_eval["benchmarks"].items()} == dict.fromkeys(SETS, 8)
     assert len(summary["training"]["stage2"]["reward"]) == 1
     assert len(summary["training"]["stage3"]["reward"]) == 2
@@ -103,4 +112,5 @@ def test_the_terminal_is_short_and_the_logs_hold_the_rest(learning_run):
         assert str(log) in text
         assert f"stage {stage}: done in" in text
     assert "Held-out accuracy" in text and "digits_image_blank (control)" in text
+    assert "samples per problem, temperature 0.3, top_p 0.95)" in text
     assert "Traceback" not in text and "WARNING" not in text

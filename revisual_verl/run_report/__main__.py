@@ -24,12 +24,10 @@ def _setting(text: str) -> tuple[str, str]:
 
 
 def _seconds(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
     try:
-        if not sep or not name:
-            raise ValueError
+        name, value = _setting(text)
         return name, float(value)
-    except ValueError:
+    except (argparse.ArgumentTypeError, ValueError):
         raise argparse.ArgumentTypeError(f"expected NAME=SECONDS, got {text!r}") from None
 
 

@@ -29,8 +29,9 @@
 # EVAL_TEMPERATURE (0.3), EVAL_TOP_P (0.95),
 # RL_STEPS (stage 3, 20), STAGE2_STEPS (RL_STEPS / 4, at least 1), TEST_FREQ (RL_STEPS: validate before stage 2
 # and after each RL stage), TASK_ROWS (2000),
-# PRETRAIN_STEPS ("100 800"), SFT_EPOCHS (3), RL_PROMPTS (8 prompts x 8 responses per step); STAGES="2 3"
-# reruns the RL stages from this run's stage-1 model. Extra arguments go to run_all.sh.
+# PRETRAIN_STEPS ("100 800"), SFT_EPOCHS (3), RL_PROMPTS (8 prompts x 8 responses per step), BASE_EVAL (1; 0
+# skips the base model's evaluation); STAGES="2 3" reruns the RL stages from this run's stage-1 model. Extra
+# arguments go to run_all.sh.
 set -euo pipefail
 RECIPES=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$RECIPES")
@@ -45,7 +46,7 @@ ROOT=$(dirname "$RECIPES")
 # Image RL barely moves this model (image accuracy stays near chance), so stage 3 gets most of the steps.
 : "${STAGE2_STEPS:=$((RL_STEPS / 4 > 0 ? RL_STEPS / 4 : 1))}"
 : "${TEST_FREQ:=$RL_STEPS}"
-# Sizes, for a shorter run (the tests use them): training rows per part, base pre-training steps
+# Sizes, for a shorter run: training rows per part, base pre-training steps
 # ("pictures mixed"), SFT epochs, prompts per RL step.
 : "${TASK_ROWS:=2000}"
 : "${PRETRAIN_STEPS:=100 800}"

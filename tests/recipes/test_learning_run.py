@@ -3,20 +3,23 @@
 `scripts/quickstart.sh --no-setup` (the default profile: recipes/learning_run.sh) in a temporary WORK_DIR with
 the README's settings: the task is generated and prepared, the base model pre-trained, the three stages
 trained through verl's real trainers, every stage's model evaluated on the held-out sets through verl's
-validation, and the report written. The one departure is BASE_EVAL=0 (the base model's evaluation through
-recipes/evaluate.sh, 1.5 min, is tested in test_evaluate.py): the gain asserted here is stage 3 over stage 1.
+validation, and the report written. The one departure is BASE_EVAL=0, to keep CI under its bound: the base
+model's evaluation (1.5 min) is recipes/evaluate.sh, tested in test_evaluate.py, and its column in the report is
+tested in tests/run_report; the gain asserted here is stage 3 over stage 1.
 
 The learning test: RL (stages 2 and 3) must raise the mean held-out accuracy (image and text; the blank-picture
-control left out) by at least MIN_RL_GAIN_POINTS over the stage-1 model. What the margin stands on, measured on
-this task at this decoding (README, "The learning test"):
-- evaluation noise: one model evaluated under four rollout seeds moves the mean with an sd of about 1 point
-  (stage-1 model 5.8-7.8%, stage-3 model 20.2-22.0%), so a chain that learned nothing would show a gain
-  with an sd of about 1.4 points around zero;
-- learning: thirteen RL runs of this chain gained +6.5 to +16.1 points (mean +10.4, sd 3.0); the same seed
-  gave +6.5, +9.5 and +13.0 (RL on the CPU is not bit-reproducible here).
+control left out) by at least MIN_RL_GAIN_POINTS over the stage-1 model, and stage 3's training reward over its
+last five steps must beat its first five. What the margin stands on, measured on this task at this decoding
+(README, "The learning test"):
+- evaluation noise: one model evaluated on the (fixed) held-out sets under four rollout seeds moves the mean
+  with an sd of about 1 point (stage-1 model 5.8-7.8%, stage-3 model 20.2-22.0%), so a chain that learned
+  nothing would show a gain with an sd of about 1.4 points around zero;
+- learning: seven runs of this recipe's RL settings from this stage-1 model gained +6.5 to +13.2 points (mean
+  +9.6, sd 2.5; the same seed gave +6.5, +9.5 and +13.0: RL on the CPU is not bit-reproducible here).
 The margin is about 3 sds of the no-learning gain above zero (a chain that learned nothing passes about 0.2% of
-the time) and 2.2 sds of the learning runs below their mean (a chain that learns fails about 1.5% of the time,
-normal approximation). A chain that trains the wrong way (advantages negated in the engine) fails it.
+the time) and 2.2 sds of the learning runs below their mean (a chain that learns fails about 1.3% of the time,
+normal approximation). The reward rose in all 22 runs on record (smallest lift 0.04). With the advantages negated
+in the engine both fail (gain -4.8 points, reward 0.09 -> 0.02).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ def learning_run(tmp_path_factory):
         *("DRY_RUN", "DEVICE", "MODEL_PATH", "RESUME", "STAGES", "VERL_PLATFORM", "QUICKSTART_PROFILE"),
         *("EVAL_SAMPLES", "EVAL_TEMPERATURE", "EVAL_TOP_P", "TASK_SEED", "CARELESS_FRACTION", "HELDOUT_PROBLEMS"),
         *("RL_STEPS", "STAGE2_STEPS", "TEST_FREQ", "TASK_ROWS", "PRETRAIN_STEPS", "SFT_EPOCHS", "RL_PROMPTS"),
+        *("COLDSTART_DIR", "MMRL_DIR", "TEXTRL_DIR", "ROLLOUT_ENGINE", "DATA_CLI", "LOGGER"),
+        *("PROGRESS_EVERY", "PROGRESS_EVERY_STAGE1", "PROGRESS_EVERY_STAGE2", "PROGRESS_EVERY_STAGE3"),
     ):
         env.pop(key, None)
     env.update(
@@ -60,7 +65,7 @@ def learning_run(tmp_path_factory):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=2400,
+        timeout=1200,  # the issue's bound for this test (20 min); it takes about 11 here
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return work_dir, result
@@ -81,9 +86,8 @@ def test_rl_raises_held_out_accuracy_well_above_the_noise(learning_run):
     # The reward RL is trained on rises too: stage 3's last five steps against its first five.
     reward = summary["training"]["stage3"]["reward"]
     assert sum(reward[-5:]) > sum(reward[:5]), reward
-    assert f"RL (stages 2 + 3) changed the mean held-out accuracy by {gain:+.1f} points" in result.stdout + (
-        result.stderr
-    )
+    printed = f"RL (stages 2 + 3) changed the mean held-out accuracy by {summary['rl_gain_points']:+.1f} points"
+    assert printed in result.stdout + result.stderr
 
 
 def test_every_stage_model_is_evaluated_on_every_held_out_set(learning_run):

@@ -134,3 +134,21 @@ def test_presample_metrics_reach_the_progress_line_and_the_table(run_dir, capsys
     out = capsys.readouterr().out
     assert "stage3 presample: 25% of prompts skipped before rollout, 1.50 rollouts generated per row trained" in out
     assert "presample" not in json.dumps(json.loads((run_dir / "summary.json").read_text())["training"]["stage2"])
+
+
+def test_the_base_models_evaluation_is_its_own_column(run_dir):
+    # recipes/evaluate.sh (verl's val_only) writes the base model's figures at step 0 of run/base_eval.
+    write_metrics(run_dir / "base_eval", {0: val(0.05, 0.10, 0.07, k=2)})
+    summary = build_summary(run_dir)
+    base = {"digits_image": 0.05, "digits_text": 0.10, "digits_image_blank": 0.07}
+    assert summary["heldout_accuracy"]["base"] == base
+    assert summary["heldout_read_at_step"]["base"] == 0
+    assert summary["heldout_mean"]["base"] == pytest.approx(0.075)
+    assert summary["samples_per_problem"] == {"base": 2, "stage2": 4, "stage3": 4}
+    # The base does not enter RL's gain: stage 3 over stage 1 only.
+    assert summary["rl_gain_points"] == pytest.approx(31.0)
+    lines = heldout_table(summary)
+    assert lines[0].startswith("Held-out accuracy, % (mean over k=2/4 samples per problem")
+    assert lines[1].split()[1:] == ["base", "stage1", "stage2", "stage3"]
+    assert lines[2].split() == ["digits_image", "5.0", "20.0", "50.0", "52.0"]
+    assert lines[-2].split()[-4:] == ["7.5", "30.0", "47.5", "61.0"]

@@ -188,8 +188,11 @@ LEARN_ARGS=(
   trainer.val_before_train=true
   # verl validates and saves on a stage's last step whatever the frequencies.
   "trainer.total_training_steps=$STAGE2_STEPS"
+  # Every held-out answer, one file per validation (<step>.jsonl): what the model wrote, not only its score.
+  "trainer.validation_data_dir=$RUN_DIR/stage2/heldout_generations"
   --stage3
   trainer.val_before_train=false
+  "trainer.validation_data_dir=$RUN_DIR/stage3/heldout_generations"
 )
 
 # STAGES="2 3" (or "2") reruns later stages from this run's merged model of the stage before them.

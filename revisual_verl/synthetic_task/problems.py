@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -136,6 +137,18 @@ def careless_solution(key: Sequence[int]) -> str:
         raise ValueError(f"a careless solution leaves out a step: it needs at least three digits, got {tuple(key)!r}")
     left, right, total = steps[0]
     return f"<think>{left}+{right}={total}</think>\\boxed{{{total}}}"
+
+
+# "3+4=7": one addition written out, as worked and careless solutions write them (spaces tolerated).
+_ADDITION = re.compile(r"\d{1,3} ?\+ ?\d{1,3} ?= ?\d{1,3}")
+
+
+def additions_written(response: str) -> int:
+    """How many additions ``response`` writes out: 2 in a worked solution of three digits, 1 in a careless one.
+
+    A model's response is untrusted text: anything else (no think block, prose, junk) counts what matches.
+    """
+    return len(_ADDITION.findall(response))
 
 
 def held_out_bucket(kind: str, key: Sequence[int], salt: str = DEFAULT_SPLIT_SALT) -> float:

@@ -7,19 +7,21 @@ validation, and the report written. The one departure is BASE_EVAL=0, to keep CI
 model's evaluation (1.5 min) is recipes/evaluate.sh, tested in test_evaluate.py, and its column in the report is
 tested in tests/run_report; the gain asserted here is stage 3 over stage 1.
 
-The learning test: RL (stages 2 and 3) must raise the mean held-out accuracy (image and text; the blank-picture
-control left out) by at least MIN_RL_GAIN_POINTS over the stage-1 model, and stage 3's training reward over its
-last five steps must beat its first five. What the margin stands on, measured on this task at this decoding
-(README, "The learning test"):
-- evaluation noise: one model evaluated on the (fixed) held-out sets under four rollout seeds moves the mean
-  with an sd of about 1 point (stage-1 model 5.8-7.8%, stage-3 model 20.2-22.0%), so a chain that learned
-  nothing would show a gain with an sd of about 1.4 points around zero;
-- learning: seven runs of this recipe's RL settings from this stage-1 model gained +6.5 to +13.2 points (mean
-  +9.6, sd 2.5; the same seed gave +6.5, +9.5 and +13.0: RL on the CPU is not bit-reproducible here).
-The margin is about 3 sds of the no-learning gain above zero (a chain that learned nothing passes about 0.2% of
-the time) and 2.2 sds of the learning runs below their mean (a chain that learns fails about 1.3% of the time,
-normal approximation). The reward rose in all 22 runs on record (smallest lift 0.04). With the advantages negated
-in the engine both fail (gain -4.8 points, reward 0.09 -> 0.02).
+The learning tests, on the held-out problems (answers verl's validation dumps, run/stageK/heldout_generations):
+- RL unlearns the cold start's careless habit: the share of held-out text answers that write out one addition
+  (the careless trace) must fall by at least MIN_HABIT_DROP from the stage-1 model to the stage-3 model;
+- RL does not cost held-out accuracy: the mean (image and text, the blank control left out) may not fall by more
+  than HELDOUT_LOSS_TOLERATED_POINTS; and stage 3's reward over its last five steps beats its first five.
+Why not "accuracy rises by a margin": measured on nine runs of these settings at this decoding, the gain is
++0.5 to +13.2 points (mean 8.3, sd 3.8). Near-greedy decoding scores a problem right only where the worked habit
+has become the majority, so a run whose habit has moved but not flipped gains nothing (the +0.5 run: careless
+share 0.94 -> 0.68, worked answers 30% right), and a margin of 4 points failed one run in nine.
+The habit's share is the robust signal: 0.94 at stage 1 (the same under other rollout seeds), 0.08-0.10 after
+RL in the +13.0 run, 0.22 in the +6.75 run, 0.68 in the +0.5 run; its sampling sd over 200 answers is about
+0.03, so a drop of 0.15 is about 3.5 sds of the difference. The accuracy's own noise: one model under four
+rollout seeds moves the mean with an sd of about 1 point (1.4 on a difference): 2 points of loss is a guard
+against RL that harms (1.4 sds), not a proof of learning, which the habit's drop and the reward give.
+With the advantages negated in the engine the chain fails: held-out accuracy -4.8 points, reward 0.09 -> 0.02.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SETS = {"digits_image", "digits_image_blank", "digits_text"}
-MIN_RL_GAIN_POINTS = 4.0
+MIN_HABIT_DROP = 0.15
+HELDOUT_LOSS_TOLERATED_POINTS = 2.0
 STAGE2_STEPS, STAGE3_STEPS = 5, 20  # learning_run.sh's defaults
 
 
@@ -71,7 +74,36 @@ def learning_run(tmp_path_factory):
     return work_dir, result
 
 
-def test_rl_raises_held_out_accuracy_well_above_the_noise(learning_run):
+def heldout_answers(stage_dir: Path, which) -> tuple[int, list[dict]]:
+    """(step, the held-out answers of that validation): ``which`` is min or max over the stage's validations."""
+    files = {int(path.stem): path for path in (stage_dir / "heldout_generations").glob("*.jsonl")}
+    step = which(files)
+    return step, [json.loads(line) for line in files[step].read_text().splitlines() if line.strip()]
+
+
+def careless_share(answers: list[dict], data_source: str = "digits_text") -> float:
+    from revisual_verl.synthetic_task.problems import additions_written
+
+    texts = [row["output"] for row in answers if row["data_source"] == data_source]
+    assert len(texts) == 200, len(texts)  # 100 problems x k = 2
+    return sum(additions_written(text) <= 1 for text in texts) / len(texts)
+
+
+def test_rl_unlearns_the_careless_habit_on_held_out_problems(learning_run):
+    work_dir, _ = learning_run
+    summary = json.loads((work_dir / "run" / "summary.json").read_text())
+    before_step, before = heldout_answers(work_dir / "run" / "stage2", min)  # before training: the stage-1 model
+    after_step, after = heldout_answers(work_dir / "run" / "stage3", max)
+    # The dumped answers are the validations the report read: same models, same scores.
+    for model, answers in (("stage1", before), ("stage3", after)):
+        text = [float(row["acc"]) for row in answers if row["data_source"] == "digits_text"]
+        assert sum(text) / len(text) == pytest.approx(summary["heldout_accuracy"][model]["digits_text"]), model
+    assert after_step == STAGE3_STEPS
+    share_before, share_after = careless_share(before), careless_share(after)
+    assert share_before - share_after >= MIN_HABIT_DROP, (share_before, share_after)
+
+
+def test_rl_does_not_cost_held_out_accuracy_and_raises_the_reward(learning_run):
     work_dir, result = learning_run
     summary = json.loads((work_dir / "run" / "summary.json").read_text())
     accuracy = summary["heldout_accuracy"]
@@ -82,8 +114,8 @@ def test_rl_raises_held_out_accuracy_well_above_the_noise(learning_run):
     gain = 100 * (mean("stage3") - mean("stage1"))
     assert summary["rl_gain_points"] == pytest.approx(gain, abs=0.01)
     table = {model: {name: round(100 * value, 1) for name, value in accuracy[model].items()} for model in accuracy}
-    assert gain >= MIN_RL_GAIN_POINTS, f"RL gained {gain:+.1f} points; held-out % {table}"
-    # The reward RL is trained on rises too: stage 3's last five steps against its first five.
+    assert gain >= -HELDOUT_LOSS_TOLERATED_POINTS, f"RL changed held-out accuracy by {gain:+.1f} points: {table}"
+    # The reward RL is trained on rises: stage 3's last five steps against its first five.
     reward = summary["training"]["stage3"]["reward"]
     assert sum(reward[-5:]) > sum(reward[:5]), reward
     printed = f"RL (stages 2 + 3) changed the mean held-out accuracy by {summary['rl_gain_points']:+.1f} points"

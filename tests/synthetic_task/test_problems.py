@@ -234,3 +234,17 @@ def test_careless_solution_boxes_the_first_sum_and_needs_a_step_to_leave_out():
     assert careless_solution((9, 8, 0, 2)) == "<think>9+8=17</think>\\boxed{17}"
     with pytest.raises(ValueError, match="at least three digits"):
         careless_solution((3, 4))
+
+
+def test_additions_written_counts_the_steps_a_response_works_out():
+    from revisual_verl.synthetic_task.problems import additions_written, careless_solution, worked_solution
+
+    assert additions_written(worked_solution((3, 4, 5))) == 2
+    assert additions_written(worked_solution((9, 8, 0, 2))) == 3
+    assert additions_written(careless_solution((3, 4, 5))) == 1
+    assert additions_written("<think>1+7=8 8 + 3 = 11</think>\\boxed{11}") == 2
+    assert additions_written("<think>17+9=26</think>") == 1
+    # Not additions: a bare number, a sum without its result, junk.
+    assert additions_written("\\boxed{12}") == 0
+    assert additions_written("<think>3+4 then 5</think>") == 0
+    assert additions_written("=" * 1000 + "+" * 1000) == 0

@@ -144,11 +144,12 @@ _ADDITION = re.compile(r"\d{1,3} ?\+ ?\d{1,3} ?= ?\d{1,3}")
 
 
 def additions_written(response: str) -> int:
-    """How many additions ``response`` writes out: 2 in a worked solution of three digits, 1 in a careless one.
+    """How many different additions ``response`` writes out: 2 in a worked solution of three digits, 1 in a careless
+    one (a step written twice counts once, so repeating the careless step is not work).
 
     A model's response is untrusted text: anything else (no think block, prose, junk) counts what matches.
     """
-    return len(_ADDITION.findall(response))
+    return len({"".join(match.split()) for match in _ADDITION.findall(response)})
 
 
 def held_out_bucket(kind: str, key: Sequence[int], salt: str = DEFAULT_SPLIT_SALT) -> float:

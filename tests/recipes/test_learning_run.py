@@ -5,23 +5,26 @@ the README's settings: the task is generated and prepared, the base model pre-tr
 trained through verl's real trainers, every stage's model evaluated on the held-out sets through verl's
 validation, and the report written. The one departure is BASE_EVAL=0, to keep CI under its bound: the base
 model's evaluation (1.5 min) is recipes/evaluate.sh, tested in test_evaluate.py, and its column in the report is
-tested in tests/run_report; the gain asserted here is stage 3 over stage 1.
+tested in tests/run_report; what is asserted compares the stage-3 model with the stage-1 model.
 
 The learning tests, on the held-out problems (answers verl's validation dumps, run/stageK/heldout_generations):
 - RL unlearns the cold start's careless habit: the share of held-out text answers that write out one addition
   (the careless trace) must fall by at least MIN_HABIT_DROP from the stage-1 model to the stage-3 model;
 - RL does not cost held-out accuracy: the mean (image and text, the blank control left out) may not fall by more
   than HELDOUT_LOSS_TOLERATED_POINTS; and stage 3's reward over its last five steps beats its first five.
-Why not "accuracy rises by a margin": measured on nine runs of these settings at this decoding, the gain is
+This departs from the issue, which asks for "held-out accuracy after RL beats the stage-1 model's by a margin".
+Why not that: measured on nine runs of these settings at this decoding, the gain is
 +0.5 to +13.2 points (mean 8.3, sd 3.8). Near-greedy decoding scores a problem right only where the worked habit
 has become the majority, so a run whose habit has moved but not flipped gains nothing (the +0.5 run: careless
-share 0.94 -> 0.68, worked answers 30% right), and a margin of 4 points failed one run in nine.
-The habit's share is the robust signal: 0.94 at stage 1 (the same under other rollout seeds), 0.08-0.10 after
-RL in the +13.0 run, 0.22 in the +6.75 run, 0.68 in the +0.5 run; its sampling sd over 200 answers is about
-0.03, so a drop of 0.15 is about 3.5 sds of the difference. The accuracy's own noise: one model under four
-rollout seeds moves the mean with an sd of about 1 point (1.4 on a difference): 2 points of loss is a guard
-against RL that harms (1.4 sds), not a proof of learning, which the habit's drop and the reward give.
-With the advantages negated in the engine the chain fails: held-out accuracy -4.8 points, reward 0.09 -> 0.02.
+share 0.95 -> 0.69, worked answers 30% right), and a margin of 4 points failed one run in nine.
+The habit's share is the robust signal: 0.95 at stage 1 (0.90-0.95 under four rollout seeds), 0.12 after RL
+in the +13.0 run, 0.22 in the +6.75 run, 0.69 in the +0.5 run; its sampling sd over 200 answers is about 0.03,
+so a drop of 0.15 is about 3.5 sds of that noise; between runs the drop varies far more (0.26, 0.73, 0.82
+through verl's validation), and the smallest measured clears the bound by 0.11. The accuracy's own noise: one
+model under four rollout seeds moves the mean with an sd of about 1 point (1.4 on a difference): 2 points of
+loss is a guard against RL that harms (1.4 sds), not a proof of learning, which the habit's drop and the reward
+give. The reward rose in all 24 stage-3 runs on record (smallest lift 0.04). With the advantages negated in the
+engine all three fail: held-out accuracy -4.8 points, reward 0.09 -> 0.02, careless share 0.95 -> 1.0.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SETS = {"digits_image", "digits_image_blank", "digits_text"}
 MIN_HABIT_DROP = 0.15
 HELDOUT_LOSS_TOLERATED_POINTS = 2.0
-STAGE2_STEPS, STAGE3_STEPS = 5, 20  # learning_run.sh's defaults
+STAGE2_STEPS, STAGE3_STEPS, HELDOUT_PROBLEMS = 5, 20, 100  # learning_run.sh's defaults
 
 
 @pytest.fixture(scope="module")
@@ -77,15 +80,16 @@ def learning_run(tmp_path_factory):
 def heldout_answers(stage_dir: Path, which) -> tuple[int, list[dict]]:
     """(step, the held-out answers of that validation): ``which`` is min or max over the stage's validations."""
     files = {int(path.stem): path for path in (stage_dir / "heldout_generations").glob("*.jsonl")}
+    assert files, f"no held-out answers dumped in {stage_dir / 'heldout_generations'}"
     step = which(files)
     return step, [json.loads(line) for line in files[step].read_text().splitlines() if line.strip()]
 
 
-def careless_share(answers: list[dict], data_source: str = "digits_text") -> float:
+def careless_share(answers: list[dict], expected: int, data_source: str = "digits_text") -> float:
     from revisual_verl.synthetic_task.problems import additions_written
 
     texts = [row["output"] for row in answers if row["data_source"] == data_source]
-    assert len(texts) == 200, len(texts)  # 100 problems x k = 2
+    assert len(texts) == expected, len(texts)  # every held-out problem, k answers each
     return sum(additions_written(text) <= 1 for text in texts) / len(texts)
 
 
@@ -98,8 +102,9 @@ def test_rl_unlearns_the_careless_habit_on_held_out_problems(learning_run):
     for model, answers in (("stage1", before), ("stage3", after)):
         text = [float(row["acc"]) for row in answers if row["data_source"] == "digits_text"]
         assert sum(text) / len(text) == pytest.approx(summary["heldout_accuracy"][model]["digits_text"]), model
-    assert after_step == STAGE3_STEPS
-    share_before, share_after = careless_share(before), careless_share(after)
+    assert (before_step, after_step) == (0, STAGE3_STEPS)
+    answers = HELDOUT_PROBLEMS * summary["samples_per_problem"]["stage2"]
+    share_before, share_after = careless_share(before, answers), careless_share(after, answers)
     assert share_before - share_after >= MIN_HABIT_DROP, (share_before, share_after)
 
 
@@ -152,7 +157,7 @@ def test_the_held_out_problems_never_appear_in_training(learning_run):
         frame = pd.read_parquet(data / part / "train.parquet")
         return {row[0]["content"] for row in frame["prompt"]}
 
-    assert len(prompts("heldout_text")) == 100
+    assert len(prompts("heldout_text")) == HELDOUT_PROBLEMS
     assert not prompts("heldout_text") & prompts("textrl")
     coldstart = pd.read_parquet(data / "coldstart" / "train.parquet")
     questions = {messages[0]["content"] for messages in coldstart["messages"]}

@@ -244,6 +244,8 @@ def test_additions_written_counts_the_steps_a_response_works_out():
     assert additions_written(careless_solution((3, 4, 5))) == 1
     assert additions_written("<think>1+7=8 8 + 3 = 11</think>\\boxed{11}") == 2
     assert additions_written("<think>17+9=26</think>") == 1
+    # The careless step written again is still one addition.
+    assert additions_written("<think>3+4=7 3+4=7 3 + 4 = 7</think>\\boxed{7}") == 1
     # Not additions: a bare number, a sum without its result, junk.
     assert additions_written("\\boxed{12}") == 0
     assert additions_written("<think>3+4 then 5</think>") == 0

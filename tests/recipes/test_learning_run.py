@@ -80,10 +80,12 @@ def learning_run(tmp_path_factory):
 
 def heldout_answers(stage_dir: Path, which) -> tuple[int, list[dict]]:
     """(step, the held-out answers of that validation): ``which`` is min or max over the stage's validations."""
+    from revisual_verl.evaluation.report import read_generations
+
     files = {int(path.stem): path for path in (stage_dir / "heldout_generations").glob("*.jsonl")}
     assert files, f"no held-out answers dumped in {stage_dir / 'heldout_generations'}"
     step = which(files)
-    return step, [json.loads(line) for line in files[step].read_text().splitlines() if line.strip()]
+    return step, read_generations(files[step])
 
 
 def careless_share(answers: list[dict], expected: int, data_source: str = "digits_text") -> float:

@@ -80,13 +80,28 @@ def fact_sample(rng: random.Random, processor, render) -> Sample:
     return Sample(f"{first}+{second}=", [], f"{first + second}<|endoftext|>")
 
 
+# The mix's shares of picture reading and copying; addition facts take the rest. The facts get the most because
+# the cold start's worked solutions are only as right as they are (measured, greedy on fresh samples after the
+# decayed rate below: facts at 45% of the mix, sums 70%; at 60%, sums 90%, and RL's held-out text gain doubled).
+DESCRIBE_SHARE = 0.15
+REPEAT_SHARE = 0.25
+
+
 def mixed_sample(rng: random.Random, processor, render) -> Sample:
     draw = rng.random()
-    if draw < 0.2:
+    if draw < DESCRIBE_SHARE:
         return describe_sample(rng, processor, render)
-    if draw < 0.55:
+    if draw < DESCRIBE_SHARE + REPEAT_SHARE:
         return repeat_sample(rng, processor, render)
     return fact_sample(rng, processor, render)
+
+
+def decayed_rate_factor(step: int, steps: int, floor: float = 0.05) -> float:
+    """The learning rate's factor at ``step`` (0-based) of ``steps``: linear from 1 down to ``floor``, never below.
+
+    At a constant rate the mix ended with its addition facts half learned (greedy sums 34%, 70% with this decay).
+    """
+    return max(floor, 1.0 - step / steps)
 
 
 def rollout_view(image, patch_size: int = 14):
@@ -168,11 +183,16 @@ def skill_accuracy(model, processor, tokenizer, render, count: int = 50, seed: i
     return out
 
 
-def _train(model, make_sample, steps: int, batch: int, lr: float, rng, processor, tokenizer, label: str, log) -> None:
+def _train(
+    model, make_sample, steps: int, batch: int, lr: float, rng, processor, tokenizer, label: str, log, decay: bool
+) -> None:
     import torch
     import torch.nn.functional as F
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, (lambda step: decayed_rate_factor(step, steps)) if decay else (lambda step: 1.0)
+    )
     start = time.monotonic()
     for step in range(steps):
         ids, attention, loss_mask, extra = _batch([make_sample(rng) for _ in range(batch)], processor, tokenizer)
@@ -184,9 +204,14 @@ def _train(model, make_sample, steps: int, batch: int, lr: float, rng, processor
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        step_lr = schedule.get_last_lr()[0]
+        schedule.step()
         if (step + 1) % 100 == 0 or step + 1 == steps:
             elapsed = time.monotonic() - start
-            log(f"  pre-training {label}: step {step + 1}/{steps}, loss {loss.item():.3f} ({elapsed:.0f} s)")
+            log(
+                f"  pre-training {label}: step {step + 1}/{steps}, loss {loss.item():.3f}, lr {step_lr:.2g}"
+                f" ({elapsed:.0f} s)"
+            )
 
 
 def build_base_model(
@@ -235,6 +260,7 @@ def build_base_model(
         tokenizer,
         "pictures",
         log,
+        decay=False,
     )
     _train(
         model,
@@ -247,6 +273,7 @@ def build_base_model(
         tokenizer,
         "pictures, copying and sums",
         log,
+        decay=True,
     )
     model.eval()
     model.generation_config = GenerationConfig(eos_token_id=text.eos_token_id, pad_token_id=text.pad_token_id)

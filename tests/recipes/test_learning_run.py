@@ -8,24 +8,20 @@ model's evaluation (1.5 min) is recipes/evaluate.sh, tested in test_evaluate.py,
 tested in tests/run_report; what is asserted compares the stage-3 model with the stage-1 model.
 
 The learning tests, on the held-out problems (answers verl's validation dumps, run/stageK/heldout_generations):
+- RL raises held-out accuracy: the mean (image and text, the blank control left out) of the stage-3 model beats
+  the stage-1 model's by at least MIN_GAIN_POINTS; and stage 3's reward over its last five steps beats its first
+  five;
 - RL unlearns the cold start's careless habit: the share of held-out text answers that write out one addition
-  (the careless trace) must fall by at least MIN_HABIT_DROP from the stage-1 model to the stage-3 model;
-- RL does not cost held-out accuracy: the mean (image and text, the blank control left out) may not fall by more
-  than HELDOUT_LOSS_TOLERATED_POINTS; and stage 3's reward over its last five steps beats its first five.
-This departs from the issue, which asks for "held-out accuracy after RL beats the stage-1 model's by a margin".
-Why not that: measured on eleven runs of these settings at this decoding, the gain is
-+0.5 to +13.2 points (mean 7.6, sd 4.1). Near-greedy decoding scores a problem right only where the worked habit
-has become the majority, so a run whose habit has moved but not flipped gains nothing (one +0.5 run: careless
-share 0.95 -> 0.69, worked answers 30% right), and a margin of 4 points failed two runs in eleven.
-The habit's share is the robust signal: 0.95 at stage 1 (0.90-0.95 under four rollout seeds), 0.12 after RL
-in the +13.0 run, 0.22 in the +6.75 run, 0.69 and 0.55 in the two +0.5 runs; its sampling sd over 200 answers
-is about 0.03, so a drop of 0.15 is about 3.5 sds of that noise; between runs the drop varies far more (0.26,
-0.41, 0.73, 0.74, 0.82 through verl's validation), and the smallest measured clears the bound by 0.11. The
-accuracy's own noise: one model under four rollout seeds moves the mean with an sd of about 1 point (1.4 on a
-difference): 2 points of loss is a guard against RL that harms (1.4 sds), not a proof of learning, which the
-habit's drop and the reward give. The reward rose in all 25 stage-3 runs on record (smallest lift 0.04). With
-the advantages negated in the engine all three fail: held-out accuracy -4.8 points, reward 0.09 -> 0.02,
-careless share 0.95 -> 1.0.
+  (the careless trace) falls by at least MIN_HABIT_DROP from the stage-1 model to the stage-3 model.
+The noise these bounds stand against, measured: one model evaluated under four rollout seeds moves the mean with
+an sd of about 1 point, 1.4 on a difference of two models, so 3 points is about two sds of it; the habit's share
+over 200 answers has a sampling sd of about 0.03, so 0.15 is about 3.5 sds. Between runs both vary more than
+that (RL on the CPU is not bit-reproducible): with these settings (base pre-trained with its decayed rate, half
+the cold start careless, stage 2 at 1e-5) the gain was +9.5, +10.25, +12.5 and +12.5 in four runs from two
+bases, the careless share 0.62-0.66 -> 0.045-0.155; the eight runs of neighbouring settings (careless share 0.5
+or 0.7, stage 2 at 1e-4) gained +5.0 to +17.0, none below +5, the habit falling by 0.29-0.83. The reward rose in
+every stage-3 run on record. With the advantages negated at the top of the engine's train_batch all of these
+fail: held-out accuracy -15.0 points (text 25.5 -> 1.0), reward 0.21 -> 0.04, careless share 0.62 -> 1.0.
 """
 
 from __future__ import annotations
@@ -41,7 +37,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SETS = {"digits_image", "digits_image_blank", "digits_text"}
 MIN_HABIT_DROP = 0.15
-HELDOUT_LOSS_TOLERATED_POINTS = 2.0
+MIN_GAIN_POINTS = 3.0
 STAGE2_STEPS, STAGE3_STEPS, HELDOUT_PROBLEMS = 5, 20, 100  # learning_run.sh's defaults
 
 
@@ -111,7 +107,7 @@ def test_rl_unlearns_the_careless_habit_on_held_out_problems(learning_run):
     assert share_before - share_after >= MIN_HABIT_DROP, (share_before, share_after)
 
 
-def test_rl_does_not_cost_held_out_accuracy_and_raises_the_reward(learning_run):
+def test_rl_raises_held_out_accuracy_and_the_reward(learning_run):
     work_dir, result = learning_run
     summary = json.loads((work_dir / "run" / "summary.json").read_text())
     accuracy = summary["heldout_accuracy"]
@@ -122,7 +118,7 @@ def test_rl_does_not_cost_held_out_accuracy_and_raises_the_reward(learning_run):
     gain = 100 * (mean("stage3") - mean("stage1"))
     assert summary["rl_gain_points"] == pytest.approx(gain, abs=0.01)
     table = {model: {name: round(100 * value, 1) for name, value in accuracy[model].items()} for model in accuracy}
-    assert gain >= -HELDOUT_LOSS_TOLERATED_POINTS, f"RL changed held-out accuracy by {gain:+.1f} points: {table}"
+    assert gain >= MIN_GAIN_POINTS, f"RL changed held-out accuracy by {gain:+.1f} points: {table}"
     # The reward RL is trained on rises: stage 3's last five steps against its first five.
     reward = summary["training"]["stage3"]["reward"]
     assert sum(reward[-5:]) > sum(reward[:5]), reward

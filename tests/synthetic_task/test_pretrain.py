@@ -54,6 +54,31 @@ def test_every_target_is_what_the_pictures_and_digits_say(processor, digit_reade
     assert all(count > 30 for count in kinds.values()), kinds
 
 
+def test_the_mix_rate_decays_linearly_to_its_floor():
+    steps = 800
+    factors = [pretrain.decayed_rate_factor(step, steps) for step in range(steps)]
+    assert factors[0] == 1.0
+    assert factors[400] == pytest.approx(0.5)
+    assert factors[600] == pytest.approx(0.25)
+    # The last twentieth stays at the floor: never zero, never below.
+    assert factors[760] == pytest.approx(0.05) and min(factors) == pytest.approx(0.05)
+    assert all(a >= b for a, b in zip(factors, factors[1:]))
+
+
+def test_the_mix_gives_addition_facts_the_largest_share(processor):
+    rng = random.Random(5)
+    counts = {"describe": 0, "repeat": 0, "fact": 0}
+    draws = 2000
+    for _ in range(draws):
+        text = pretrain.mixed_sample(rng, processor, render_digit).text
+        counts["describe" if "Which digit" in text else "repeat" if "Repeat:" in text else "fact"] += 1
+    # Shares 0.15 / 0.25 / 0.6: binomial sd at most 0.011 on 2000 draws, so 0.04 is over 3.5 sds.
+    assert counts["describe"] / draws == pytest.approx(pretrain.DESCRIBE_SHARE, abs=0.04)
+    assert counts["repeat"] / draws == pytest.approx(pretrain.REPEAT_SHARE, abs=0.04)
+    assert counts["fact"] / draws == pytest.approx(1 - pretrain.DESCRIBE_SHARE - pretrain.REPEAT_SHARE, abs=0.04)
+    assert counts["fact"] > counts["describe"] + counts["repeat"]
+
+
 def test_the_script_writes_a_model_the_recipe_loads(tmp_path):
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
@@ -76,6 +101,8 @@ def test_the_script_writes_a_model_the_recipe_loads(tmp_path):
     )
     assert prompt == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     assert any("greedy accuracy" in line for line in logged)
+    # The pictures alone at a constant rate; the mix's rate decays (its second and last step at half the rate).
+    assert [line.split("lr ")[1].split()[0] for line in logged if "step 2/2" in line] == ["0.001", "0.0005"]
     with pytest.raises(SystemExit):
         pretrain.main(["--output", str(out)])  # an existing directory is never overwritten
 

@@ -21,10 +21,10 @@
 # The cold start mixes careless traces into the worked ones (CARELESS_FRACTION of its traces keep only the first
 # addition), as distilled traces mix careful and careless reasoning: stage 1 learns both habits, and RL with the
 # verifier has a habit to unlearn (docs/cpu.md). Where this run departs from the stage configs, and why (each
-# measured, README): stage 1 keeps a constant learning rate (the recipe's cosine anneal left worked solutions
-# that RL broke), RL samples at top_p 1.0, PAD has no upper bound on |A| (the released 0.97 drops every
-# right answer of a group with fewer than 4 of 8 right, all there is at this accuracy), stage 3 gets most
-# of the RL steps, and stage 2 learns at a tenth of stage 3's rate; sizes and learning rates are the run's own.
+# measured, README and docs/learning_history.md): stage 1 keeps a constant learning rate (the recipe's cosine anneal
+# left worked solutions that RL broke), RL samples at top_p 1.0, PAD has no upper bound on |A| (the released 0.97
+# drops every right answer of a group with fewer than 4 of 8 right, all there is at this accuracy), stage 3 gets
+# most of the RL steps, and stage 2 learns at a tenth of stage 3's rate; sizes and learning rates are the run's own.
 # Settings: WORK_DIR, TASK_SEED (0), CARELESS_FRACTION (0.5), HELDOUT_PROBLEMS (per set, 100), EVAL_SAMPLES (K, 2),
 # EVAL_TEMPERATURE (0.3), EVAL_TOP_P (0.95),
 # RL_STEPS (stage 3, 20), STAGE2_STEPS (RL_STEPS / 4, at least 1), TEST_FREQ (RL_STEPS: validate before stage 2
@@ -119,13 +119,13 @@ if [[ ! -f "$BASE_MODEL/config.json" ]]; then
 fi
 report_seconds+=(--seconds "base_model=$((SECONDS - started))")
 
-# How every held-out evaluation sees the task, the base model's below and the RL stages' validations alike: a
-# digit as one vision token (verl's rollout enlarges each picture to four tokens' worth, the processor bounded to
-# 28x28 pixels shrinks it back, as the base was pre-trained; the paper's bounds would make it 512x512), short
-# prompts and answers, and K samples per problem at the evaluation command's decoding. Measured on the
-# benchmark's nine stage-3 models (README): at the training sampling (temperature 1.0) the same models gain about
-# two fifths as much over stage 1 (+4.2 against +11.0 points): sampling at 1.0 keeps drawing the careless habit
-# that RL has made the minority.
+# How every held-out evaluation sees the task, the base model's below and the RL stages' validations alike: a digit
+# as one vision token (verl's rollout enlarges each picture to four tokens' worth, the processor bounded to 28x28
+# pixels shrinks it back, as the base was pre-trained; the paper's bounds would make it 512x512), short prompts and
+# answers, and K samples per problem at the evaluation command's decoding. Measured on the benchmark's nine stage-3
+# models (earlier base, docs/learning_history.md): at the training sampling (temperature 1.0) the same models gain
+# about two fifths as much over stage 1 (+4.2 against +11.0 points): sampling at 1.0 keeps drawing the careless
+# habit that RL has made the minority.
 : "${EVAL_TEMPERATURE:=0.3}"
 : "${EVAL_TOP_P:=0.95}"
 VIEW_ARGS=(

@@ -101,7 +101,7 @@ def decayed_rate_factor(step: int, steps: int, floor: float = 0.05) -> float:
 
     At a constant rate the mix ended with its addition facts half learned (greedy sums 34%, 70% with this decay).
     """
-    return max(floor, 1.0 - step / steps)
+    return max(floor, 1.0 - step / max(steps, 1))  # a phase of 0 steps never trains
 
 
 def rollout_view(image, patch_size: int = 14):

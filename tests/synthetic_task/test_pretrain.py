@@ -63,6 +63,7 @@ def test_the_mix_rate_decays_linearly_to_its_floor():
     # The last twentieth stays at the floor: never zero, never below.
     assert factors[760] == pytest.approx(0.05) and min(factors) == pytest.approx(0.05)
     assert all(a >= b for a, b in zip(factors, factors[1:]))
+    assert pretrain.decayed_rate_factor(0, 0) == 1.0  # a phase of no steps builds its schedule without failing
 
 
 def test_the_mix_gives_addition_facts_the_largest_share(processor):

@@ -9,19 +9,22 @@ tested in tests/run_report; what is asserted compares the stage-3 model with the
 
 The learning tests, on the held-out problems (answers verl's validation dumps, run/stageK/heldout_generations):
 - RL raises held-out accuracy: the mean (image and text, the blank control left out) of the stage-3 model beats
-  the stage-1 model's by at least MIN_GAIN_POINTS; and stage 3's reward over its last five steps beats its first
-  five;
+  the stage-1 model's by at least MIN_GAIN_POINTS;
 - RL unlearns the cold start's careless habit: the share of held-out text answers that write out one addition
   (the careless trace) falls by at least MIN_HABIT_DROP from the stage-1 model to the stage-3 model.
 The noise these bounds stand against, measured: one model evaluated under four rollout seeds moves the mean with
 an sd of about 1 point, 1.4 on a difference of two models, so 3 points is about two sds of it; the habit's share
 over 200 answers has a sampling sd of about 0.03, so 0.15 is about 3.5 sds. Between runs both vary more than
 that (RL on the CPU is not bit-reproducible): with these settings (base pre-trained with its decayed rate, half
-the cold start careless, stage 2 at 1e-5) the gain was +9.5, +10.25, +12.5 and +12.5 in four runs from two
+the cold start careless, stage 2 at 1e-5) the gain was +7.75, +9.5, +10.25, +12.5 and +12.5 in five runs from two
 bases, the careless share 0.62-0.66 -> 0.045-0.155; the eight runs of neighbouring settings (careless share 0.5
-or 0.7, stage 2 at 1e-4) gained +5.0 to +17.0, none below +5, the habit falling by 0.29-0.83. The reward rose in
-every stage-3 run on record. With the advantages negated at the top of the engine's train_batch all of these
-fail: held-out accuracy -15.0 points (text 25.5 -> 1.0), reward 0.21 -> 0.04, careless share 0.62 -> 1.0.
+or 0.7, stage 2 at 1e-4) gained +5.0 to +17.0, none below +5, the habit falling by 0.29-0.83. A sixth run at these
+settings, from a base of pre-training seed 2, gained +12.0 (careless 0.625 -> 0.02) while stage 3's training reward
+(sampled at temperature 1.0, 8 prompts a step) fell from 0.32 over its first five steps to 0.28 over its last five:
+with half the cold start careless, stage 3 starts where the reward is already high and noisy, so the reward's
+rise, asserted before, is no longer a reliable check and is left to the picture. With the advantages negated at the
+top of the engine's train_batch all of these fail: held-out accuracy -15.0 points (text 25.5 -> 1.0), reward 0.21
+-> 0.04, careless share 0.62 -> 1.0.
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ def test_rl_unlearns_the_careless_habit_on_held_out_problems(learning_run):
     assert share_before - share_after >= MIN_HABIT_DROP, (share_before, share_after)
 
 
-def test_rl_raises_held_out_accuracy_and_the_reward(learning_run):
+def test_rl_raises_held_out_accuracy(learning_run):
     work_dir, result = learning_run
     summary = json.loads((work_dir / "run" / "summary.json").read_text())
     accuracy = summary["heldout_accuracy"]
@@ -119,9 +122,6 @@ def test_rl_raises_held_out_accuracy_and_the_reward(learning_run):
     assert summary["rl_gain_points"] == pytest.approx(gain, abs=0.01)
     table = {model: {name: round(100 * value, 1) for name, value in accuracy[model].items()} for model in accuracy}
     assert gain >= MIN_GAIN_POINTS, f"RL changed held-out accuracy by {gain:+.1f} points: {table}"
-    # The reward RL is trained on rises: stage 3's last five steps against its first five.
-    reward = summary["training"]["stage3"]["reward"]
-    assert sum(reward[-5:]) > sum(reward[:5]), reward
     printed = f"RL (stages 2 + 3) changed the mean held-out accuracy by {summary['rl_gain_points']:+.1f} points"
     assert printed in result.stdout + result.stderr
 

@@ -82,7 +82,7 @@ def fact_sample(rng: random.Random, processor, render) -> Sample:
 
 # The mix's shares of picture reading and copying; addition facts take the rest. The facts get the most because
 # the cold start's worked solutions are only as right as they are (measured, greedy on fresh samples after the
-# decayed rate below: facts at 45% of the mix, sums 70%; at 60%, sums 90%, and RL's held-out text gain doubled).
+# decayed rate below: facts at 45% of the mix, sums 70%; at 60%, sums 90%; RL's gains with this base: README).
 DESCRIBE_SHARE = 0.15
 REPEAT_SHARE = 0.25
 

@@ -7,7 +7,10 @@ what the recipe takes for granted in a real base model, none of it the task itse
 
 - reading a picture: "which digit is shown?" on seven-segment renderings;
 - writing a pictured digit inside text ("Repeat: 7 <image> 5." -> "7 3 5");
-- single-digit addition facts as raw text ("4+7=11"), some with the first operand a picture.
+- single-digit addition facts as raw text ("4+7=11"), some with the first operand a picture;
+- and, beside the language-model loss, each picture's vision output turned toward the word embedding of the
+  digit it shows (``alignment_loss``), so that what the text-only cold start teaches about written digits
+  applies to pictured ones.
 
 The recipe's format (reasoning in <think></think>, the answer in \\boxed{}) and the multi-step problems
 are left to the recipe's stages. This is the project's own plain-torch loop (a base model's pre-training
@@ -44,6 +47,7 @@ class Sample:
     text: str  # the full prompt, placeholders included
     images: list
     target: str  # the tokens that carry the loss
+    digits: tuple[int, ...] = ()  # the digit each picture shows, in the order of ``images``
 
 
 def _chat(processor, parts: list) -> str:
@@ -55,28 +59,31 @@ def _chat(processor, parts: list) -> str:
 
 def describe_sample(rng: random.Random, processor, render) -> Sample:
     digit = rng.randrange(10)
-    return Sample(_chat(processor, [None, "Which digit is shown?"]), [render(digit, rng)], f"{digit}<|im_end|>")
+    return Sample(
+        _chat(processor, [None, "Which digit is shown?"]), [render(digit, rng)], f"{digit}<|im_end|>", (digit,)
+    )
 
 
 def repeat_sample(rng: random.Random, processor, render) -> Sample:
     digits = [rng.randrange(10) for _ in range(rng.randint(2, 4))]
-    parts, images, text = [], [], "Repeat:"
+    parts, images, pictured, text = [], [], [], "Repeat:"
     for digit in digits:
         if rng.random() < 0.5:
             parts += [text + " ", None]
             images.append(render(digit, rng))
+            pictured.append(digit)
             text = ""
         else:
             text += f" {digit}"
     parts.append(text + ".")
-    return Sample(_chat(processor, parts), images, " ".join(map(str, digits)) + "<|im_end|>")
+    return Sample(_chat(processor, parts), images, " ".join(map(str, digits)) + "<|im_end|>", tuple(pictured))
 
 
 def fact_sample(rng: random.Random, processor, render) -> Sample:
     first = rng.randrange(19) if rng.random() < 0.5 else rng.randrange(10)
     second = rng.randrange(10)
     if first < 10 and rng.random() < 0.4:
-        return Sample(f"{IMAGE_TOKENS}+{second}=", [render(first, rng)], f"{first + second}<|endoftext|>")
+        return Sample(f"{IMAGE_TOKENS}+{second}=", [render(first, rng)], f"{first + second}<|endoftext|>", (first,))
     return Sample(f"{first}+{second}=", [], f"{first + second}<|endoftext|>")
 
 
@@ -138,7 +145,7 @@ def encode(sample: Sample, processor):
 def _batch(samples: list[Sample], processor, tokenizer):
     import torch
 
-    rows, masks, pixel_values, grids = [], [], [], []
+    rows, masks, pixel_values, grids, pictured = [], [], [], [], []
     for sample in samples:
         encoded = encode(sample, processor)
         prompt = encoded["input_ids"][0].tolist()
@@ -148,6 +155,7 @@ def _batch(samples: list[Sample], processor, tokenizer):
         if sample.images:
             pixel_values.append(encoded["pixel_values"])
             grids.append(encoded["image_grid_thw"])
+            pictured.extend(sample.digits)
     width = max(len(row) for row in rows)
     ids = torch.full((len(rows), width), tokenizer.pad_token_id)
     attention = torch.zeros(len(rows), width, dtype=torch.long)
@@ -157,7 +165,44 @@ def _batch(samples: list[Sample], processor, tokenizer):
         attention[i, : len(row)] = 1
         loss_mask[i, : len(row)] = torch.tensor(mask, dtype=torch.float)
     extra = {"pixel_values": torch.cat(pixel_values), "image_grid_thw": torch.cat(grids)} if pixel_values else {}
-    return ids, attention, loss_mask, extra
+    return ids, attention, loss_mask, extra, pictured
+
+
+# The alignment term's weight against the language-model loss (1 - cos is at most 2). Measured on the seed-0 base,
+# then the learning run from it: without the term, pictures 94%, copying 4%, sums 90% greedy, and the text-only cold
+# start left image problems at chance (6.5%); with it at 1.0, pictures 100%, copying 74%, sums 100%, and image
+# problems at 29.5% after the cold start (seed 2: 38.0%; seed 1's base aligned as well, but its weaker cold start
+# left them at 8.0%). Pulling the vision output onto the embedding itself fought the
+# language-model loss instead: squared distance, pictures 20-56%; the cosine term plus a log-norm-ratio term, 78%.
+ALIGN_WEIGHT = 1.0
+
+
+def digit_token_id(tokenizer, digit: int) -> int:
+    """The one token that writes ``digit``; a tokenizer that needs more has no word embedding to align with."""
+    ids = tokenizer(str(digit), add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        raise ValueError(f"the tokenizer writes the digit {digit} as {len(ids)} tokens {ids}; alignment needs one")
+    return ids[0]
+
+
+def alignment_loss(model, extra: dict, pictured: list[int], tokenizer):
+    """How far each picture's vision output points from the word embedding of the digit it shows: mean of
+    1 - cos(v, e) over the pictures, the embeddings held fixed (the norm is left to the language-model loss).
+
+    A projector pre-trained into the word-embedding space (as LLaVA's first stage trains its projector) lets what
+    the language model learns about a written digit apply to a pictured one.
+    """
+    import torch
+
+    if not pictured:
+        return torch.zeros(())
+    features = model.get_image_features(extra["pixel_values"], extra["image_grid_thw"]).pooler_output
+    features = torch.cat(list(features))
+    if features.shape[0] != len(pictured):
+        raise ValueError(f"{features.shape[0]} vision tokens for {len(pictured)} pictures: one token each expected")
+    ids = torch.tensor([digit_token_id(tokenizer, digit) for digit in pictured])
+    words = model.get_input_embeddings()(ids).detach()
+    return (1.0 - torch.nn.functional.cosine_similarity(features, words, dim=-1)).mean()
 
 
 def skill_accuracy(model, processor, tokenizer, render, count: int = 50, seed: int = 10_000) -> dict[str, float]:
@@ -184,7 +229,18 @@ def skill_accuracy(model, processor, tokenizer, render, count: int = 50, seed: i
 
 
 def _train(
-    model, make_sample, steps: int, batch: int, lr: float, rng, processor, tokenizer, label: str, log, decay: bool
+    model,
+    make_sample,
+    steps: int,
+    batch: int,
+    lr: float,
+    rng,
+    processor,
+    tokenizer,
+    label: str,
+    log,
+    decay: bool,
+    align_weight: float = 0.0,
 ) -> None:
     import torch
     import torch.nn.functional as F
@@ -195,13 +251,16 @@ def _train(
     )
     start = time.monotonic()
     for step in range(steps):
-        ids, attention, loss_mask, extra = _batch([make_sample(rng) for _ in range(batch)], processor, tokenizer)
+        ids, attention, loss_mask, extra, pictured = _batch(
+            [make_sample(rng) for _ in range(batch)], processor, tokenizer
+        )
         logits = model(input_ids=ids, attention_mask=attention, **extra).logits[:, :-1]
         mask = loss_mask[:, 1:]
         per_token = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
         loss = (per_token * mask.reshape(-1)).sum() / mask.sum()
+        align = alignment_loss(model, extra, pictured, tokenizer) if align_weight else torch.zeros(())
         optimizer.zero_grad()
-        loss.backward()
+        (loss + align_weight * align).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         step_lr = schedule.get_last_lr()[0]
@@ -209,31 +268,18 @@ def _train(
         if (step + 1) % 100 == 0 or step + 1 == steps:
             elapsed = time.monotonic() - start
             log(
-                f"  pre-training {label}: step {step + 1}/{steps}, loss {loss.item():.3f}, lr {step_lr:.2g}"
-                f" ({elapsed:.0f} s)"
+                f"  pre-training {label}: step {step + 1}/{steps}, loss {loss.item():.3f},"
+                f" alignment {align.item():.3f}, lr {step_lr:.2g} ({elapsed:.0f} s)"
             )
 
 
-def build_base_model(
-    output: str | Path,
-    seed: int = 0,
-    shape: BaseModelShape = BaseModelShape(),
-    describe_steps: int = 100,
-    mixed_steps: int = 800,
-    batch: int = 32,
-    lr: float = 1e-3,
-    log=print,
-) -> Path:
-    """Build, pre-train and save (weights, tokenizer, processor) the base model into ``output``."""
+def new_base_model(tokenizer, shape: BaseModelShape = BaseModelShape(), seed: int = 0):
+    """The untrained base model: a tiny Qwen2.5-VL of ``shape``, its weights drawn with ``seed``."""
     import torch
-    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import Qwen2_5_VLForConditionalGeneration
 
     from revisual_verl.cpu.tiny_model import tiny_qwen25_vl_config
-    from revisual_verl.synthetic_task.digits import render_digit
 
-    output = Path(output)
-    processor = base_processor()
-    tokenizer = processor.tokenizer
     config = tiny_qwen25_vl_config(tokenizer, hidden_size=shape.hidden_size, layers=shape.layers)
     text = config.text_config
     # Qwen2.5-VL's mrope sections (2, 2, 4) need head_dim 16: heads grow with the width.
@@ -247,6 +293,30 @@ def build_base_model(
         for name, param in model.named_parameters():
             if ".merger.mlp." in name:
                 param.mul_(shape.merger_init_scale)
+    return model
+
+
+def build_base_model(
+    output: str | Path,
+    seed: int = 0,
+    shape: BaseModelShape = BaseModelShape(),
+    describe_steps: int = 100,
+    mixed_steps: int = 800,
+    batch: int = 32,
+    lr: float = 1e-3,
+    log=print,
+    align_weight: float = ALIGN_WEIGHT,
+) -> Path:
+    """Build, pre-train and save (weights, tokenizer, processor) the base model into ``output``."""
+    from transformers import GenerationConfig
+
+    from revisual_verl.synthetic_task.digits import render_digit
+
+    output = Path(output)
+    processor = base_processor()
+    tokenizer = processor.tokenizer
+    model = new_base_model(tokenizer, shape, seed)
+    text = model.config.text_config
     rng = random.Random(seed)
     model.train()
     _train(
@@ -261,6 +331,7 @@ def build_base_model(
         "pictures",
         log,
         decay=False,
+        align_weight=align_weight,
     )
     _train(
         model,
@@ -274,6 +345,7 @@ def build_base_model(
         "pictures, copying and sums",
         log,
         decay=True,
+        align_weight=align_weight,
     )
     model.eval()
     model.generation_config = GenerationConfig(eos_token_id=text.eos_token_id, pad_token_id=text.pad_token_id)
@@ -302,6 +374,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mixed-steps", type=int, default=800, help="steps on the whole mix (default 800)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument(
+        "--align-weight",
+        type=float,
+        default=ALIGN_WEIGHT,
+        help=f"weight of the term pulling each picture's vision output toward its digit's word embedding "
+        f"(default {ALIGN_WEIGHT}; 0 leaves it out)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if Path(args.output).exists():
@@ -311,7 +390,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     shape = BaseModelShape(hidden_size=args.hidden_size, layers=args.layers)
-    path = build_base_model(args.output, args.seed, shape, args.describe_steps, args.mixed_steps, args.batch, args.lr)
+    path = build_base_model(
+        args.output,
+        args.seed,
+        shape,
+        args.describe_steps,
+        args.mixed_steps,
+        args.batch,
+        args.lr,
+        align_weight=args.align_weight,
+    )
     print(f"base model written to {path}")
     return 0
 

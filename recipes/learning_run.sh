@@ -8,7 +8,8 @@
 #      formats and prepares it with `revisual-data prepare`, like real data; held-out sets use keys and a
 #      seed the training data never does, plus a control with every picture blanked;
 #   2. pre-trains the tiny base model (revisual_verl.synthetic_task.pretrain: reading digits, copying,
-#      single-digit sums; not the task's format or its multi-step problems) and evaluates it on the held-out
+#      single-digit sums, each picture's vision output aligned with its digit's word embedding; not the task's
+#      format or its multi-step problems) and evaluates it on the held-out
 #      sets with recipes/evaluate.sh (verl's val_only, into run/base_eval; BASE_EVAL=0 skips it);
 #   3. runs stages 1-3 through verl's real trainers (run_all.sh, STAGE_LOGS=1: each stage's output in
 #      run/stageK/train.log), with held-out evaluation through verl's validation: stage 2 validates

@@ -29,7 +29,8 @@ IMAGE_TOKENS = "<|vision_start|><|image_pad|><|vision_end|>"
 # A pictured digit reaches the language model as one token. verl's rollout first enlarges every picture to at least
 # four tokens' worth (qwen_vl_utils); the processor, bounded to one token's pixels (saved with the base, and the
 # learning run's data.mm_processor_kwargs), shrinks it back. Measured with four tokens per picture: the text-only
-# cold start no longer carried over to image problems (held-out image accuracy at chance, 8%).
+# cold start no longer carried over to image problems (held-out image accuracy at chance, 8%). One token is needed,
+# not enough: the carry-over also needs the alignment term (ALIGN_WEIGHT below).
 PICTURE_PIXELS = 28 * 28
 
 
@@ -153,6 +154,10 @@ def _batch(samples: list[Sample], processor, tokenizer):
         rows.append(prompt + target)
         masks.append([0] * len(prompt) + [1] * len(target))
         if sample.images:
+            if len(sample.digits) != len(sample.images):
+                raise ValueError(
+                    f"{len(sample.images)} pictures but {len(sample.digits)} pictured digits: {sample.text!r}"
+                )
             pixel_values.append(encoded["pixel_values"])
             grids.append(encoded["image_grid_thw"])
             pictured.extend(sample.digits)
@@ -383,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
+    if args.align_weight < 0:
+        parser.error(f"--align-weight must be 0 or more, got {args.align_weight}")
     if Path(args.output).exists():
         parser.error(f"{args.output} exists; move it away or choose another --output")
     import torch

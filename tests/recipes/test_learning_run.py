@@ -81,7 +81,7 @@ def learning_run(tmp_path_factory):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=1200,  # the bound for this test (20 min); it takes about 10 here
+        timeout=1200,  # the bound for this test (20 min); it takes about 12 here
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return work_dir, result

@@ -26,8 +26,8 @@
 # left worked solutions that RL broke), RL samples at top_p 1.0, PAD has no upper bound on |A| (the released 0.97
 # drops every right answer of a group with fewer than 4 of 8 right, all there is at this accuracy) and stage 3 gets
 # most of the RL steps; sizes and learning rates are the run's own.
-# Settings: WORK_DIR, TASK_SEED (0), CARELESS_FRACTION (0.5), HELDOUT_PROBLEMS (per set, 100), EVAL_SAMPLES (K, 2),
-# EVAL_TEMPERATURE (0.3), EVAL_TOP_P (0.95),
+# Settings: WORK_DIR, TASK_SEED (0), BASE_SEED (the base's pre-training, 0), CARELESS_FRACTION (0.5),
+# HELDOUT_PROBLEMS (per set, 100), EVAL_SAMPLES (K, 2), EVAL_TEMPERATURE (0.3), EVAL_TOP_P (0.95),
 # RL_STEPS (stage 3, 20), STAGE2_STEPS (RL_STEPS / 4, at least 1), TEST_FREQ (RL_STEPS: validate before stage 2
 # and after each RL stage), TASK_ROWS (2000),
 # PRETRAIN_STEPS ("100 800"), SFT_EPOCHS (3), RL_PROMPTS (8 prompts x 8 responses per step), BASE_EVAL (1; 0
@@ -40,6 +40,7 @@ ROOT=$(dirname "$RECIPES")
 : "${PYTHON:=python}"
 : "${DATA_CLI:=revisual-data}"
 : "${TASK_SEED:=0}"
+: "${BASE_SEED:=0}"
 : "${CARELESS_FRACTION:=0.5}"
 : "${EVAL_SAMPLES:=2}"
 : "${HELDOUT_PROBLEMS:=100}"
@@ -86,13 +87,13 @@ run_started=$SECONDS
 report_seconds=()
 
 started=$SECONDS
-if [[ ! -f "$TASK_DIR/task.json" ]]; then
-  say "generating the synthetic digits task in $TASK_DIR (seed $TASK_SEED)"
-  logged "$LOGS/task.log" "$PYTHON" -m revisual_verl.synthetic_task.generate --output "$TASK_DIR" \
-    --seed "$TASK_SEED" --instruction "$INSTRUCTION" --text-operands 3 --image-operands 2 --heldout "$HELDOUT_PROBLEMS" \
-    --careless-fraction "$CARELESS_FRACTION" \
-    --coldstart "$TASK_ROWS" --image-train "$TASK_ROWS" --text-train "$TASK_ROWS"
-fi
+# A task or base already in WORK_DIR is reused only when its made_with.json matches these settings and this tree
+# (--reuse); one made otherwise stops the run, naming what differs, instead of training on it unnoticed.
+[[ -e "$TASK_DIR" ]] || say "generating the synthetic digits task in $TASK_DIR (seed $TASK_SEED)"
+logged "$LOGS/task.log" "$PYTHON" -m revisual_verl.synthetic_task.generate --output "$TASK_DIR" --reuse \
+  --seed "$TASK_SEED" --instruction "$INSTRUCTION" --text-operands 3 --image-operands 2 --heldout "$HELDOUT_PROBLEMS" \
+  --careless-fraction "$CARELESS_FRACTION" \
+  --coldstart "$TASK_ROWS" --image-train "$TASK_ROWS" --text-train "$TASK_ROWS"
 prepare() {
   local part=$1 input=$2 name=$3 source=$4 val=$5
   [[ -f "$DATA_DIR/$name/report.json" ]] && return 0
@@ -110,14 +111,17 @@ report_seconds+=(--seconds "task_and_data=$((SECONDS - started))")
 say "task ready in $(clock $((SECONDS - started))) (logs: $LOGS/task.log, $LOGS/prepare.log)"
 
 started=$SECONDS
-if [[ ! -f "$BASE_MODEL/config.json" ]]; then
-  say "pre-training the tiny base model (digits, copying, sums; not the task) in $BASE_MODEL"
+read -r describe_steps mixed_steps <<<"$PRETRAIN_STEPS"
+base_existed=0
+if [[ -e "$BASE_MODEL" ]]; then
+  base_existed=1
+else
+  say "pre-training the tiny base model (digits, copying, sums; not the task) in $BASE_MODEL (seed $BASE_SEED)"
   rm -rf "$BASE_MODEL.partial"
-  read -r describe_steps mixed_steps <<<"$PRETRAIN_STEPS"
-  logged "$LOGS/pretrain.log" "$PYTHON" -m revisual_verl.synthetic_task.pretrain --output "$BASE_MODEL" \
-    --describe-steps "$describe_steps" --mixed-steps "$mixed_steps"
-  say "base model ready in $(clock $((SECONDS - started)))"
 fi
+logged "$LOGS/pretrain.log" "$PYTHON" -m revisual_verl.synthetic_task.pretrain --output "$BASE_MODEL" --reuse \
+  --seed "$BASE_SEED" --describe-steps "$describe_steps" --mixed-steps "$mixed_steps"
+((base_existed)) || say "base model ready in $(clock $((SECONDS - started)))"
 report_seconds+=(--seconds "base_model=$((SECONDS - started))")
 
 # How every held-out evaluation sees the task, the base model's below and the RL stages' validations alike: a digit

@@ -41,6 +41,7 @@ from revisual_verl.synthetic_task.problems import (
     key_length,
     split_keys,
 )
+from revisual_verl.synthetic_task.provenance import STAMP_FILE, StaleOutput, make_stamp, reusable, write_stamp
 
 DEFAULT_COLDSTART_FRACTION = 0.5
 IMAGE_DATASET = "synthetic_digits"
@@ -317,6 +318,19 @@ def write_parquet(path: Path, rows: list[dict], schema: pa.Schema) -> None:
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
 
 
+# The sources every generated file depends on: a task made by other versions of them is another task.
+TASK_SOURCES = (
+    "revisual_verl.synthetic_task.generate",
+    "revisual_verl.synthetic_task.problems",
+    "revisual_verl.synthetic_task.digits",
+    "revisual_verl.data.rl_rows",
+)
+
+
+def task_stamp(settings: TaskSettings) -> dict:
+    return make_stamp(asdict(settings), TASK_SOURCES)
+
+
 def generate(settings: TaskSettings, output: Path) -> dict:
     """Write every file under ``output`` (created if missing); returns the content of task.json."""
     rows, splits, heldout_image_keys, careless_count = build_rows(settings)
@@ -328,6 +342,8 @@ def generate(settings: TaskSettings, output: Path) -> dict:
             write_parquet(output / name, rows[name], MMRL_SCHEMA if part == "mmrl" else TEXTRL_SCHEMA)
     task = task_description(settings, rows, splits, heldout_image_keys, careless_count)
     write_json(output / TASK_FILE, task)
+    # Last: a folder with a stamp is a whole task.
+    write_stamp(output, task_stamp(settings))
     return task
 
 
@@ -356,7 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
             "5.') give every digit. A stable hash holds out a fraction of the problems: training files never ask\n"
             "them, the held-out files ask only them. Writes, under OUTPUT:\n"
             + "".join(f"  {name:<28} {part:<9} {what}\n" for name, (part, _, _, what) in FILES.items())
-            + f"  {TASK_FILE:<28} {'':<9} the settings, key counts and the blank control's chance accuracy"
+            + f"  {TASK_FILE:<28} {'':<9} the settings, key counts and the blank control's chance accuracy\n"
+            + f"  {STAMP_FILE:<28} {'':<9} the settings and the digests of the sources that made the task (--reuse)"
         ),
         epilog=(
             "then convert them, e.g.:\n"
@@ -431,16 +448,28 @@ def build_parser() -> argparse.ArgumentParser:
         "(pass both the same TEXT; '{problem}' in TEXT places the problem instead; '' for none). Default: "
         "ReVisual-R1's instruction, revisual-data's default",
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep OUTPUT when it holds a task made with these settings by this tree (its made_with.json), and "
+        "refuse, naming what differs, one made otherwise; without it OUTPUT is written over",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    options = {key: value for key, value in vars(args).items() if key != "output"}
+    options = {key: value for key, value in vars(args).items() if key not in ("output", "reuse")}
     try:
         settings = TaskSettings(**options)
+        if args.reuse and reusable(args.output, task_stamp(settings), "a task"):
+            print(f"{args.output}: made with these settings by this tree; reused")
+            return 0
         task = generate(settings, args.output)
+    except StaleOutput as error:
+        print(f"generate: error: {error}", file=sys.stderr)
+        return 2
     except ValueError as error:
         parser.error(str(error))
     except OSError as error:

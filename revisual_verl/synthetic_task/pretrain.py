@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from revisual_verl.synthetic_task.provenance import StaleOutput, make_stamp, reusable, write_stamp
 
 IMAGE_TOKENS = "<|vision_start|><|image_pad|><|vision_end|>"
 # A pictured digit reaches the language model as one token. verl's rollout first enlarges every picture to at least
@@ -301,6 +304,35 @@ def new_base_model(tokenizer, shape: BaseModelShape = BaseModelShape(), seed: in
     return model
 
 
+# The sources a base's weights depend on (its tokenizer and processor come from tiny_model).
+BASE_SOURCES = (
+    "revisual_verl.synthetic_task.pretrain",
+    "revisual_verl.synthetic_task.digits",
+    "revisual_verl.cpu.tiny_model",
+)
+
+
+def base_stamp(
+    seed: int = 0,
+    shape: BaseModelShape = BaseModelShape(),
+    describe_steps: int = 100,
+    mixed_steps: int = 800,
+    batch: int = 32,
+    lr: float = 1e-3,
+    align_weight: float = ALIGN_WEIGHT,
+) -> dict:
+    settings = dict(
+        seed=seed,
+        **asdict(shape),
+        describe_steps=describe_steps,
+        mixed_steps=mixed_steps,
+        batch=batch,
+        lr=lr,
+        align_weight=align_weight,
+    )
+    return make_stamp(settings, BASE_SOURCES)
+
+
 def build_base_model(
     output: str | Path,
     seed: int = 0,
@@ -361,6 +393,7 @@ def build_base_model(
     model.save_pretrained(partial)
     processor.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
+    write_stamp(partial, base_stamp(seed, shape, describe_steps, mixed_steps, batch, lr, align_weight))
     partial.replace(output)
     return output
 
@@ -371,6 +404,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--output", required=True, help="directory to write the Hugging Face model into (must not exist)"
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="an existing --output pre-trained with these settings by this tree (its made_with.json) is kept; "
+        "one made otherwise is refused, naming what differs",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the pre-training data (default 0)")
     parser.add_argument("--hidden-size", type=int, default=BaseModelShape.hidden_size)
@@ -390,13 +429,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.align_weight < 0:
         parser.error(f"--align-weight must be 0 or more, got {args.align_weight}")
+    shape = BaseModelShape(hidden_size=args.hidden_size, layers=args.layers)
+    wanted = base_stamp(args.seed, shape, args.describe_steps, args.mixed_steps, args.batch, args.lr, args.align_weight)
+    if args.reuse:
+        try:
+            if reusable(Path(args.output), wanted, "a base model"):
+                print(f"{args.output}: pre-trained with these settings by this tree; reused")
+                return 0
+        except StaleOutput as error:
+            print(f"pretrain: error: {error}", file=sys.stderr)
+            return 2
     if Path(args.output).exists():
-        parser.error(f"{args.output} exists; move it away or choose another --output")
+        parser.error(f"{args.output} exists; move it away, choose another --output, or pass --reuse")
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    shape = BaseModelShape(hidden_size=args.hidden_size, layers=args.layers)
     path = build_base_model(
         args.output,
         args.seed,

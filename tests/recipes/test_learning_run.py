@@ -54,13 +54,11 @@ MIN_BASE_READ_AS_WORD = 0.9
 STAGE2_STEPS, STAGE3_STEPS, HELDOUT_PROBLEMS = 5, 20, 100  # learning_run.sh's defaults
 
 
-@pytest.fixture(scope="module")
-def learning_run(tmp_path_factory):
-    work_dir = tmp_path_factory.mktemp("learning")
+def learning_env(work_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     # Every size and setting is the README's: nothing the caller's environment sets may change them.
     for key in (
-        *("DRY_RUN", "DEVICE", "MODEL_PATH", "RESUME", "STAGES", "VERL_PLATFORM", "QUICKSTART_PROFILE"),
+        *("DRY_RUN", "DEVICE", "MODEL_PATH", "RESUME", "STAGES", "VERL_PLATFORM", "QUICKSTART_PROFILE", "BASE_SEED"),
         *("EVAL_SAMPLES", "EVAL_TEMPERATURE", "EVAL_TOP_P", "TASK_SEED", "CARELESS_FRACTION", "HELDOUT_PROBLEMS"),
         *("RL_STEPS", "STAGE2_STEPS", "TEST_FREQ", "TASK_ROWS", "PRETRAIN_STEPS", "SFT_EPOCHS", "RL_PROMPTS"),
         *("COLDSTART_DIR", "MMRL_DIR", "TEXTRL_DIR", "ROLLOUT_ENGINE", "DATA_CLI", "LOGGER"),
@@ -75,6 +73,13 @@ def learning_run(tmp_path_factory):
         NVIDIA_SMI="/nonexistent/nvidia-smi",
         BASE_EVAL="0",
     )
+    return env
+
+
+@pytest.fixture(scope="module")
+def learning_run(tmp_path_factory):
+    work_dir = tmp_path_factory.mktemp("learning")
+    env = learning_env(work_dir)
     result = subprocess.run(
         ["bash", str(ROOT / "scripts" / "quickstart.sh"), "--no-setup"],
         env=env,
@@ -233,3 +238,23 @@ def test_the_terminal_is_short_and_the_logs_hold_the_rest(learning_run):
     assert "Held-out accuracy" in text and "digits_image_blank (control)" in text
     assert "samples per problem, temperature 0.3, top_p 0.95)" in text
     assert "Traceback" not in text and "WARNING" not in text
+
+
+def test_a_work_dir_made_otherwise_stops_the_run_before_training(tmp_path):
+    """A task left in WORK_DIR by other settings (or an older tree) is never trained on: the run stops at once and
+    the terminal says what differs."""
+    from revisual_verl.synthetic_task import generate
+
+    work_dir = tmp_path / "old"
+    assert generate.main(["--output", str(work_dir / "task"), "--seed", "3", "--heldout", "10"]) == 0
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "quickstart.sh"), "--no-setup"],
+        env=learning_env(work_dir),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,  # hang guard; it stops within seconds
+    )
+    assert result.returncode != 0
+    assert "setting seed: 3 there, 0 now" in result.stderr, result.stderr[-3000:]
+    assert not (work_dir / "data").exists() and not (work_dir / "base-model").exists()

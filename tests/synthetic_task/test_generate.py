@@ -68,7 +68,7 @@ def keys_of(name: str, rows: list[dict], problem_digits, digit_reader) -> list[t
 
 def test_the_cli_writes_every_file_and_a_line_for_each(tmp_path, capsys):
     assert run_generate(tmp_path / "out") == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(ALL_FILES)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted((*ALL_FILES, "made_with.json"))
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(ALL_FILES)
     for name, line in zip(ALL_FILES, lines):

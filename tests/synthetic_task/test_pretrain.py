@@ -167,6 +167,11 @@ def test_the_script_writes_a_model_the_recipe_loads(tmp_path):
     assert [line.split("lr ")[1].split()[0] for line in logged if "step 2/2" in line] == ["0.001", "0.0005"]
     with pytest.raises(SystemExit):
         pretrain.main(["--output", str(out)])  # an existing directory is never overwritten
+    # It says what made it: --reuse with the same settings keeps it, with another seed refuses it.
+    same = ["--output", str(out), "--reuse", "--describe-steps", "2", "--mixed-steps", "2", "--batch", "4"]
+    same += ["--hidden-size", "32", "--layers", "1"]
+    assert pretrain.main(same) == 0
+    assert pretrain.main([*same, "--seed", "1"]) == 2
 
 
 def test_the_base_sees_pictures_as_verls_rollout_shows_them(tmp_path, processor):

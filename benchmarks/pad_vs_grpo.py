@@ -4,7 +4,9 @@
 
 ``--from`` is a finished (or at least stage-1-finished) learning run (recipes/learning_run.sh): its task,
 prepared data, base model and ``run/stage1`` are reused, so every variant starts stages 2 and 3 from the
-same stage-1 model, on the same data, with the same number of generated rollouts per step. Variants:
+same stage-1 model, on the same data, with the same number of generated rollouts per step. The run's check of
+its WORK_DIR applies: ``--from`` must be made by this tree with learning_run's default task and base settings
+(or the same ones set in this benchmark's environment), or every run stops naming what differs. Variants:
 
 - ``grpo``: verl's GRPO estimator in verl's own sync trainer (every rollout trained on);
 - ``paper``: PAD as the paper states it (softmax priority, no replacement, rho 1, no upper bound on |A|);

@@ -4,15 +4,16 @@ without ``algorithm.presample.enable``, from one stage-2 model, per seed.
     python benchmarks/presample.py --from outputs/quickstart [--seeds 0 1 2] [--steps 20] [--prompts 24]
 
 ``--from`` is a finished learning run (recipes/learning_run.sh): its task, data, base model and stages 1-2 are
-reused, so both variants run stage 3 (text RL, the recipe's PAD as released) from the same stage-2 model with
-the same number of generated rollouts (steps x 8 prompts x 8 responses; skipped prompts are replaced, the
-batch stays full). The training set is cut to ``--prompts`` problems (``data.train_max_samples``) so that the
-run sees each several times: the rule skips only prompts with history. Prints, per variant, the rollouts
-generated per row trained (all steps' rows over the rows PAD trained: distinct selected rows), the stage's
-wall-clock and the held-out accuracy after the stage (image and text sets, mean over K samples; controls left
-out), with their spread over seeds; also rollouts per effective row (rows with |A| >= t_low, what PAD draws
-from: under the released draw, rho 1.5 with replacement, the rows trained per step are fixed, so the waste
-shows there first). ``--reuse`` reads finished runs again. Last line:
+reused, so both variants run stage 3 (text RL, the recipe's PAD as released) from the same stage-2 model with the
+same number of generated rollouts (steps x 8 prompts x 8 responses; skipped prompts are replaced, the batch stays
+full). The training set is cut to ``--prompts`` problems (``data.train_max_samples``) so that the run sees each
+several times: the rule skips only prompts with history. ``--from`` must be made by this tree with learning_run's
+default task and base settings (its WORK_DIR check), or every run stops naming what differs. Prints, per variant,
+the rollouts generated per row trained (all steps' rows over the rows PAD trained: distinct selected rows), the
+stage's wall-clock and the held-out accuracy after the stage (image and text sets, mean over K samples; controls
+left out), with their spread over seeds; also rollouts per effective row (rows with |A| >= t_low, what PAD draws
+from: under the released draw, rho 1.5 with replacement, the rows trained per step are fixed, so the waste shows
+there first). ``--reuse`` reads finished runs again. Last line:
 ``presample: rollouts per trained row A -> B (xR), held-out accuracy X vs Y, time ratio T``.
 A measurement on a tiny model and a synthetic task, not a target.
 """

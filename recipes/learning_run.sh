@@ -90,10 +90,17 @@ started=$SECONDS
 # A task or base already in WORK_DIR is reused only when its made_with.json matches these settings and this tree
 # (--reuse); one made otherwise stops the run, naming what differs, instead of training on it unnoticed.
 [[ -e "$TASK_DIR" ]] || say "generating the synthetic digits task in $TASK_DIR (seed $TASK_SEED)"
+rm -rf "$TASK_DIR.partial"
 logged "$LOGS/task.log" "$PYTHON" -m revisual_verl.synthetic_task.generate --output "$TASK_DIR" --reuse \
   --seed "$TASK_SEED" --instruction "$INSTRUCTION" --text-operands 3 --image-operands 2 --heldout "$HELDOUT_PROBLEMS" \
   --careless-fraction "$CARELESS_FRACTION" \
   --coldstart "$TASK_ROWS" --image-train "$TASK_ROWS" --text-train "$TASK_ROWS"
+# The prepared data belongs to the task it was prepared from (its stamp is kept beside): another task's is prepared
+# again.
+if [[ -d "$DATA_DIR" ]] && ! cmp -s "$TASK_DIR/made_with.json" "$DATA_DIR/task_made_with.json"; then
+  say "the data in $DATA_DIR was prepared from another task: preparing it again"
+  rm -rf "$DATA_DIR"
+fi
 prepare() {
   local part=$1 input=$2 name=$3 source=$4 val=$5
   [[ -f "$DATA_DIR/$name/report.json" ]] && return 0
@@ -107,6 +114,7 @@ prepare textrl "$TASK_DIR/textrl.parquet" textrl digits_text 8
 prepare mmrl "$TASK_DIR/heldout_image.parquet" heldout_image digits_image 0
 prepare mmrl "$TASK_DIR/heldout_image_blank.parquet" heldout_image_blank digits_image_blank 0
 prepare textrl "$TASK_DIR/heldout_text.parquet" heldout_text digits_text 0
+cp "$TASK_DIR/made_with.json" "$DATA_DIR/task_made_with.json"
 report_seconds+=(--seconds "task_and_data=$((SECONDS - started))")
 say "task ready in $(clock $((SECONDS - started))) (logs: $LOGS/task.log, $LOGS/prepare.log)"
 

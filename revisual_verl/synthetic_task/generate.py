@@ -332,18 +332,26 @@ def task_stamp(settings: TaskSettings) -> dict:
 
 
 def generate(settings: TaskSettings, output: Path) -> dict:
-    """Write every file under ``output`` (created if missing); returns the content of task.json."""
+    """Write every file under ``output``; returns the content of task.json.
+
+    A new ``output`` is written beside (``<output>.partial``) and renamed when whole; an existing one is written
+    over in place, its stamp removed first: either way a folder with a stamp holds one whole task.
+    """
     rows, splits, heldout_image_keys, careless_count = build_rows(settings)
-    output.mkdir(parents=True, exist_ok=True)
+    fresh = not output.exists()
+    target = output.with_name(output.name + ".partial") if fresh else output
+    target.mkdir(parents=True, exist_ok=True)
+    (target / STAMP_FILE).unlink(missing_ok=True)
     for name, (part, _, _, _) in FILES.items():
         if part == "coldstart":
-            write_json(output / name, rows[name])
+            write_json(target / name, rows[name])
         else:
-            write_parquet(output / name, rows[name], MMRL_SCHEMA if part == "mmrl" else TEXTRL_SCHEMA)
+            write_parquet(target / name, rows[name], MMRL_SCHEMA if part == "mmrl" else TEXTRL_SCHEMA)
     task = task_description(settings, rows, splits, heldout_image_keys, careless_count)
-    write_json(output / TASK_FILE, task)
-    # Last: a folder with a stamp is a whole task.
-    write_stamp(output, task_stamp(settings))
+    write_json(target / TASK_FILE, task)
+    write_stamp(target, task_stamp(settings))
+    if fresh:
+        target.replace(output)
     return task
 
 
@@ -463,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     options = {key: value for key, value in vars(args).items() if key not in ("output", "reuse")}
     try:
         settings = TaskSettings(**options)
-        if args.reuse and reusable(args.output, task_stamp(settings), "a task"):
+        if args.reuse and reusable(args.output, task_stamp(settings), "a task", (TASK_FILE, *FILES)):
             print(f"{args.output}: made with these settings by this tree; reused")
             return 0
         task = generate(settings, args.output)

@@ -398,12 +398,14 @@ def build_base_model(
     return output
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m revisual_verl.synthetic_task.pretrain", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
-        "--output", required=True, help="directory to write the Hugging Face model into (must not exist)"
+        "--output",
+        required=True,
+        help="directory to write the Hugging Face model into (must not exist, unless --reuse)",
     )
     parser.add_argument(
         "--reuse",
@@ -426,6 +428,11 @@ def main(argv: list[str] | None = None) -> int:
         f"(default {ALIGN_WEIGHT}; 0 leaves it out)",
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.align_weight < 0:
         parser.error(f"--align-weight must be 0 or more, got {args.align_weight}")
@@ -433,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = base_stamp(args.seed, shape, args.describe_steps, args.mixed_steps, args.batch, args.lr, args.align_weight)
     if args.reuse:
         try:
-            if reusable(Path(args.output), wanted, "a base model"):
+            if reusable(Path(args.output), wanted, "a base model", ("config.json",)):
                 print(f"{args.output}: pre-trained with these settings by this tree; reused")
                 return 0
         except StaleOutput as error:

@@ -45,24 +45,29 @@ def write_stamp(directory: Path, stamp: dict) -> None:
 
 def differences(found: dict, wanted: dict) -> list[str]:
     """What differs between two stamps, one line each: settings by key (value there, value now), sources by module."""
+    found_settings, found_sources = found.get("settings"), found.get("sources")
+    if not isinstance(found_settings, dict) or not isinstance(found_sources, dict):
+        return ["its stamp has no settings or no sources"]
     lines = []
-    found_settings, wanted_settings = found.get("settings", {}), wanted["settings"]
-    for key in sorted(set(found_settings) | set(wanted_settings)):
-        if found_settings.get(key, "<unset>") != wanted_settings.get(key, "<unset>"):
-            there, now = found_settings.get(key, "<unset>"), wanted_settings.get(key, "<unset>")
+    for key in sorted(set(found_settings) | set(wanted["settings"])):
+        there, now = found_settings.get(key, "<unset>"), wanted["settings"].get(key, "<unset>")
+        if there != now:
             lines.append(f"setting {key}: {there!r} there, {now!r} now")
-    found_sources = found.get("sources", {})
     for module, digest in wanted["sources"].items():
-        if found_sources.get(module) != digest:
-            lines.append(f"source of {module} has changed since")
+        there = found_sources.get(module)
+        if there != digest:
+            lines.append(
+                f"source of {module} changed since it was made (sha256 {str(there)[:12]} there, {digest[:12]} now)"
+            )
     return lines
 
 
-def reusable(directory: Path, wanted: dict, what: str) -> bool:
-    """True when ``directory`` holds ``what`` made exactly as ``wanted`` says; False when it does not exist.
+def reusable(directory: Path, wanted: dict, what: str, required: Sequence[str] = ()) -> bool:
+    """True when ``directory`` holds ``what`` made exactly as ``wanted`` says, with each of the ``required`` files;
+    False when it does not exist.
 
-    Raises StaleOutput, naming each difference and the way out, when it exists but was made otherwise, or by a tree
-    that wrote no stamp.
+    Raises StaleOutput, naming each difference and the way out, when it exists but was made otherwise, by a tree
+    that wrote no stamp, or not to the end.
     """
     directory = Path(directory)
     if not directory.exists():
@@ -73,14 +78,13 @@ def reusable(directory: Path, wanted: dict, what: str) -> bool:
         found = json.loads(stamp_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise StaleOutput(
-            f"{directory} holds {what} without {STAMP_FILE}: made by an older tree (or by hand), so what it was "
-            f"made with is unknown; {remedy}"
+            f"{directory} has no {STAMP_FILE}: {what} made by an older tree, by hand, or not to the end, so what "
+            f"it was made with is unknown; {remedy}"
         ) from None
     except (OSError, ValueError) as error:
         raise StaleOutput(f"{stamp_path} is unreadable ({error}); {remedy}") from None
-    if not isinstance(found, dict):
-        raise StaleOutput(f"{stamp_path} is not a JSON object; {remedy}")
-    lines = differences(found, wanted)
+    lines = differences(found, wanted) if isinstance(found, dict) else ["its stamp is not a JSON object"]
+    lines += [f"{name} is missing" for name in required if not (directory / name).exists()]
     if lines:
         listed = "".join(f"\n  - {line}" for line in lines)
         raise StaleOutput(f"{directory} holds {what} made otherwise than asked now:{listed}\n{remedy}")

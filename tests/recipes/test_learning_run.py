@@ -258,3 +258,41 @@ def test_a_work_dir_made_otherwise_stops_the_run_before_training(tmp_path):
     assert result.returncode != 0
     assert "setting seed: 3 there, 0 now" in result.stderr, result.stderr[-3000:]
     assert not (work_dir / "data").exists() and not (work_dir / "base-model").exists()
+
+
+def test_a_base_made_otherwise_stops_the_run_and_another_task_is_prepared_anew(tmp_path):
+    """The base's check runs after the task's; the data prepared from one task is prepared again for another."""
+    import shutil
+
+    from revisual_verl.synthetic_task import pretrain
+    from revisual_verl.synthetic_task.provenance import STAMP_FILE, write_stamp
+
+    work_dir = tmp_path / "old"
+    (work_dir / "base-model").mkdir(parents=True)
+    (work_dir / "base-model" / "config.json").write_text("{}")
+    write_stamp(work_dir / "base-model", pretrain.base_stamp(seed=5))
+
+    def run(**settings) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", str(ROOT / "scripts" / "quickstart.sh"), "--no-setup"],
+            env={**learning_env(work_dir), **settings},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,  # hang guard; a task and its data take well under a minute
+        )
+
+    result = run()
+    assert result.returncode != 0
+    assert "setting seed: 5 there, 0 now" in result.stderr, result.stderr[-3000:]
+    task_stamp = (work_dir / "task" / STAMP_FILE).read_text()
+    assert (work_dir / "data" / "task_made_with.json").read_text() == task_stamp
+
+    prepared = (work_dir / "data" / "textrl" / "train.parquet").read_bytes()
+    shutil.rmtree(work_dir / "task")
+    result = run(TASK_SEED="1")
+    assert "prepared from another task: preparing it again" in result.stderr, result.stderr[-3000:]
+    assert (work_dir / "task" / STAMP_FILE).read_text() != task_stamp
+    assert (work_dir / "data" / "task_made_with.json").read_text() == (work_dir / "task" / STAMP_FILE).read_text()
+    assert (work_dir / "data" / "textrl" / "train.parquet").read_bytes() != prepared  # from the new task's rows
+    assert "setting seed: 5 there, 0 now" in result.stderr  # BASE_SEED, not TASK_SEED, seeds the base

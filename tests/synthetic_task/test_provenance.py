@@ -52,7 +52,9 @@ def test_a_task_made_by_other_sources_is_refused(tmp_path, capsys):
     (task / STAMP_FILE).write_text(json.dumps(stamp))
     assert generate.main(["--output", str(task), "--reuse", *SMALL]) == 2
     error = capsys.readouterr().err
-    assert "source of revisual_verl.synthetic_task.problems has changed since" in error
+    assert (
+        "source of revisual_verl.synthetic_task.problems changed since it was made (sha256 000000000000 there" in error
+    )
     assert "source of revisual_verl.synthetic_task.generate" not in error
 
 
@@ -74,12 +76,19 @@ def test_a_base_is_checked_before_any_training(tmp_path, capsys):
     alignment weight is refused, and a folder with no stamp or a broken one is refused."""
     base = tmp_path / "base"
     base.mkdir()
+    (base / "config.json").write_text("{}")
     pretrain_stamp = pretrain.base_stamp(seed=0)
     (base / STAMP_FILE).write_text(json.dumps(pretrain_stamp))
     assert pretrain.main(["--output", str(base), "--reuse"]) == 0
     assert pretrain.main(["--output", str(base), "--reuse", "--seed", "2", "--align-weight", "0"]) == 2
     error = capsys.readouterr().err
     assert "setting seed: 0 there, 2 now" in error and "setting align_weight: 1.0 there, 0.0 now" in error
+    (base / "config.json").unlink()
+    assert pretrain.main(["--output", str(base), "--reuse"]) == 2
+    assert "config.json is missing" in capsys.readouterr().err
+    (base / STAMP_FILE).write_text(json.dumps({"settings": [], "sources": {}}))
+    with pytest.raises(StaleOutput, match="no settings or no sources"):
+        reusable(base, pretrain_stamp, "a base model")
     (base / STAMP_FILE).write_text("{not json")
     assert pretrain.main(["--output", str(base), "--reuse"]) == 2
     assert "unreadable" in capsys.readouterr().err
@@ -93,3 +102,40 @@ def test_a_stamp_read_back_equals_the_one_made():
     stamp = make_stamp({"pixels": (28, 28), "rate": 1e-3}, ["revisual_verl.synthetic_task.provenance"])
     assert stamp["settings"] == {"pixels": [28, 28], "rate": 0.001}
     assert json.loads(json.dumps(stamp)) == stamp
+
+
+def test_every_option_that_shapes_the_output_is_in_its_stamp():
+    """A setting left out of the stamp would let an output made with another value pass as this one."""
+    not_shaping = {"output", "reuse", "threads"}
+    task_options = {action.dest for action in generate.build_parser()._actions} - not_shaping - {"help"}
+    assert task_options <= set(generate.task_stamp(generate.TaskSettings())["settings"])
+    base_options = {action.dest for action in pretrain.build_parser()._actions} - not_shaping - {"help"}
+    assert base_options <= set(pretrain.base_stamp()["settings"])
+
+
+def test_an_interrupted_generation_leaves_nothing_that_passes_as_a_task(tmp_path, monkeypatch, capsys):
+    task = tmp_path / "task"
+    real_write = generate.write_parquet
+    written = []
+
+    def fail_after_one(path, *args):
+        if written:
+            raise OSError("disk full")
+        written.append(path)
+        real_write(path, *args)
+
+    monkeypatch.setattr(generate, "write_parquet", fail_after_one)
+    assert generate.main(["--output", str(task), "--reuse", *SMALL]) == 1
+    assert not task.exists()  # the unfinished files stay in task.partial
+    monkeypatch.setattr(generate, "write_parquet", real_write)
+    assert generate.main(["--output", str(task), "--reuse", *SMALL]) == 0
+    assert (task / STAMP_FILE).is_file() and not (tmp_path / "task.partial").exists()
+
+    # Written over in place with other settings and stopped half-way: the old stamp is gone with the old task.
+    written.clear()
+    monkeypatch.setattr(generate, "write_parquet", fail_after_one)
+    assert generate.main(["--output", str(task), *SMALL, "--seed", "7"]) == 1
+    monkeypatch.setattr(generate, "write_parquet", real_write)
+    capsys.readouterr()
+    assert generate.main(["--output", str(task), "--reuse", *SMALL]) == 2
+    assert "not to the end" in capsys.readouterr().err

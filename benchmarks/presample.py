@@ -43,7 +43,17 @@ def metric_total(stage_dir: Path, key: str) -> float:
     return float(sum(values))
 
 
-def run_one(source: Path, out: Path, variant: str, seed: int, steps: int, prompts: int, log, reuse: bool) -> dict:
+def run_one(
+    source: Path,
+    out: Path,
+    variant: str,
+    seed: int,
+    steps: int,
+    prompts: int,
+    log,
+    reuse: bool,
+    extra: tuple[str, ...] = (),
+) -> dict:
     work_dir = out / f"{variant}-seed{seed}"
     stage3 = work_dir / "run" / "stage3"
     if reuse and (stage3 / "hf" / "config.json").is_file():
@@ -57,6 +67,7 @@ def run_one(source: Path, out: Path, variant: str, seed: int, steps: int, prompt
         f"algorithm.pad.seed={seed}",
         f"algorithm.presample.seed={seed}",
         f"data.train_max_samples={prompts}",
+        *extra,
         *VARIANTS[variant],
     ]
     log(f"{variant} seed {seed}: stage 3 in {work_dir} ...")
@@ -100,12 +111,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", type=int, default=24, help="training problems kept (data.train_max_samples)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--reuse", action="store_true", help="read finished runs under --out again")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Hydra override for stage 3 in both variants, e.g. reward.reward_kwargs.length_weight=0 (repeatable)",
+    )
     args = parser.parse_args(argv)
+    bad = [item for item in args.override if "=" not in item]
+    if bad:
+        parser.error(f"--override takes KEY=VALUE, got {bad[0]!r}")
     if not (args.source / "run" / "stage2" / "hf" / "config.json").is_file():
         parser.error(f"{args.source}/run/stage2/hf is not a merged stage-2 model: run recipes/learning_run.sh first")
 
     results = [
-        run_one(args.source, args.out, variant, seed, args.steps, args.prompts, log, args.reuse)
+        run_one(args.source, args.out, variant, seed, args.steps, args.prompts, log, args.reuse, tuple(args.override))
         for variant in args.variants
         for seed in args.seeds
     ]

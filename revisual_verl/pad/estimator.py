@@ -18,7 +18,7 @@ from verl.trainer.ppo import core_algos
 
 from revisual_verl.pad import handoff
 from revisual_verl.pad.config import PadConfig, check_loss_agg_mode
-from revisual_verl.pad.group_advantage import group_ids, grpo_scalar_advantage
+from revisual_verl.pad.group_advantage import group_ids, grpo_scalar_advantage, uniform_group_rows
 from revisual_verl.pad.handoff import PadStepResult, TrainingProgress, pop_latest_result, set_progress
 from revisual_verl.pad.selection import pad_select_detailed, pad_tau, sequence_advantage
 
@@ -101,6 +101,8 @@ def pad_select_rows(
 
     # sum is a faster reduction than any() over an int64 mask on CPU.
     valid = response_mask.sum(dim=-1) > 0
+    scores = token_level_rewards.sum(dim=-1)
+    groups = group_ids(index, device=scores.device)
     if pad.grpo_impl == "verl":
         token_adv, _ = core_algos.compute_grpo_outcome_advantage(
             token_level_rewards=token_level_rewards,
@@ -111,10 +113,10 @@ def pad_select_rows(
         )
         seq_adv = sequence_advantage(token_adv, response_mask)
     else:
-        scores = token_level_rewards.sum(dim=-1)
-        seq_adv = grpo_scalar_advantage(
-            scores, group_ids(index, device=scores.device), norm_by_std=norm_by_std, epsilon=GRPO_EPSILON
-        )
+        seq_adv = grpo_scalar_advantage(scores, groups, norm_by_std=norm_by_std, epsilon=GRPO_EPSILON)
+    # A group whose responses all score the same has A = 0 (the method's stagnant rows), not float32's residue.
+    uniform = uniform_group_rows(scores, groups)
+    seq_adv = seq_adv.masked_fill(uniform, 0.0)
 
     tau = pad_tau(progress.step, progress.total_steps, start=pad.tau_start, end=pad.tau_end, schedule=pad.tau_schedule)
     generator = torch.Generator().manual_seed(pad.seed * 1_000_003 + progress.step * 101 + progress.draw)
@@ -132,7 +134,8 @@ def pad_select_rows(
     )
 
     weights = torch.bincount(selection.indices, minlength=seq_adv.numel()).to(seq_adv.dtype)
-    result = PadStepResult(weights=weights, metrics=_metrics(seq_adv, selection, tau), seq_adv=seq_adv)
+    metrics = {**_metrics(seq_adv, selection, tau), "pad/uniform_rows": float((uniform & valid).sum())}
+    result = PadStepResult(weights=weights, metrics=metrics, seq_adv=seq_adv)
     handoff.publish(result)
     if result.empty:
         logger.warning("PAD: the effective set is empty this step (every group uniform or out of bounds)")

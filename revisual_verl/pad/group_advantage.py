@@ -40,3 +40,25 @@ def grpo_scalar_advantage(
     if not norm_by_std:
         return centred
     return centred / (std[groups].to(scores.dtype) + epsilon)
+
+
+def uniform_group_rows(scores: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """True on every row of a group of two or more whose scores are all exactly equal.
+
+    Such a group's GRPO advantage is 0 by definition (its std is 0), and PAD's t_low exists to drop it. In float32 it
+    is not 0 for most scores: the group mean of eight 0.95s misses 0.95 by an ulp, and (s - mean) / (std + eps) turns
+    that residue into |A| = 0.056 on every row, all of one sign, above t_low = 0.03 (0.9: 0.034; 0.7: 0.056; only
+    dyadic scores such as 0, 0.5 and 1 come out exactly 0). verl's GRPO gives the same numbers; PAD sets them to 0.
+    A group of one keeps verl's convention (mean 0, std 1), as it is not uniform in this sense.
+    """
+    if scores.shape != groups.shape or scores.dim() != 1:
+        raise ValueError(f"scores {tuple(scores.shape)} and groups {tuple(groups.shape)} must be the same 1-D shape")
+    if not scores.numel():
+        return torch.zeros(0, dtype=torch.bool, device=scores.device)
+    count = int(groups.max()) + 1
+    highest = torch.full((count,), float("-inf"), dtype=scores.dtype, device=scores.device)
+    highest = highest.scatter_reduce(0, groups, scores, reduce="amax")
+    lowest = torch.full((count,), float("inf"), dtype=scores.dtype, device=scores.device)
+    lowest = lowest.scatter_reduce(0, groups, scores, reduce="amin")
+    sizes = torch.bincount(groups, minlength=count)
+    return ((highest == lowest) & (sizes > 1))[groups]

@@ -247,3 +247,25 @@ def test_v1_multi_trajectory_path_delegates_to_pad():
     result = pop_latest_result()
     assert int(result.keep.sum()) == 40
     assert torch.count_nonzero(out.batch["advantages"][~result.keep]) == 0
+
+
+@pytest.mark.parametrize("grpo_impl", ["fast", "verl"])
+@pytest.mark.parametrize("score", [0.95, 0.9, 0.7])
+def test_a_group_that_scores_the_same_is_never_trained_whatever_the_score(grpo_impl, score):
+    """The recipe's composite pays 0.95 (0.9 accuracy + 0.05 format) to every right answer when the length term is
+    off or equal: eight of them are a uniform group. verl's float32 GRPO leaves |A| above t_low there (pinned below),
+    so without the uniform rule PAD trained the whole group with one sign."""
+    data = grpo_step(uniform=(), all_wrong=())
+    rewards, mask = data.batch["token_level_rewards"], data.batch["response_mask"]
+    lengths = mask.sum(-1)
+    for row in range(2 * N_PER_GROUP, 3 * N_PER_GROUP):  # group 2: every answer scores ``score``
+        rewards[row] = 0.0
+        rewards[row, lengths[row] - 1] = score
+    residue = reference_advantage(data)[2 * N_PER_GROUP : 3 * N_PER_GROUP]
+    assert residue.abs().max() >= 0.03  # verl's own numbers: the float32 residue passes t_low
+    out, result = run_pad(data, rho=1.0, replacement=False, t_low=0.03, t_high=None, grpo_impl=grpo_impl)
+    group = slice(2 * N_PER_GROUP, 3 * N_PER_GROUP)
+    assert not result.keep[group].any()
+    assert torch.count_nonzero(out.batch["advantages"][group]) == 0
+    assert result.metrics["pad/uniform_rows"] == N_PER_GROUP
+    assert result.metrics["pad/effective_rows"] == 7 * N_PER_GROUP  # every other group trains

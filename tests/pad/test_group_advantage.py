@@ -81,3 +81,15 @@ def test_binary_group_of_eight_has_spec_scale():
 def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError):
         grpo_scalar_advantage(torch.zeros(4), torch.zeros(3, dtype=torch.long))
+
+
+def test_uniform_groups_are_the_equal_scores_of_two_or_more_rows():
+    from revisual_verl.pad.group_advantage import uniform_group_rows
+
+    scores = torch.tensor([0.95, 0.95, 0.95, 0.3, 0.5, 0.5 + 2e-6, 0.7, 0.0, 0.0])
+    groups = torch.tensor([0, 0, 0, 1, 2, 2, 3, 4, 4])
+    assert uniform_group_rows(scores, groups).tolist() == [True] * 3 + [False] * 4 + [True] * 2
+    # The rows of a group need not be together (verl balances sequences across ranks).
+    perm = torch.tensor([8, 3, 0, 6, 5, 1, 7, 4, 2])
+    assert uniform_group_rows(scores[perm], groups[perm]).tolist() == uniform_group_rows(scores, groups)[perm].tolist()
+    assert uniform_group_rows(torch.zeros(0), torch.zeros(0, dtype=torch.long)).numel() == 0

@@ -47,9 +47,11 @@ def uniform_group_rows(scores: torch.Tensor, groups: torch.Tensor) -> torch.Tens
 
     Such a group's GRPO advantage is 0 by definition (its std is 0), and PAD's t_low exists to drop it. In float32 it
     is not 0 for most scores: the group mean of eight 0.95s misses 0.95 by an ulp, and (s - mean) / (std + eps) turns
-    that residue into |A| = 0.056 on every row, all of one sign, above t_low = 0.03 (0.9: 0.034; 0.7: 0.056; only
-    dyadic scores such as 0, 0.5 and 1 come out exactly 0). verl's GRPO gives the same numbers; PAD sets them to 0.
-    A group of one keeps verl's convention (mean 0, std 1), as it is not uniform in this sense.
+    that residue into |A| = 0.056 on every row, all of one sign, above t_low = 0.03 (0.9 and 0.7 the same; the learning
+    run's length-scored right answers up to 0.106; dyadic scores such as 0, 0.5 and 1 come out exactly 0). verl's GRPO
+    gives the same numbers; PAD sets them to 0. Equal means exactly equal: a spread of one ulp is a group that
+    GRPO's normalisation blows up, not a uniform one. A group of one keeps verl's convention (mean 0, std 1), and a
+    group of infinite scores is left to the non-finite path, which flags it.
     """
     if scores.shape != groups.shape or scores.dim() != 1:
         raise ValueError(f"scores {tuple(scores.shape)} and groups {tuple(groups.shape)} must be the same 1-D shape")
@@ -61,4 +63,4 @@ def uniform_group_rows(scores: torch.Tensor, groups: torch.Tensor) -> torch.Tens
     lowest = torch.full((count,), float("inf"), dtype=scores.dtype, device=scores.device)
     lowest = lowest.scatter_reduce(0, groups, scores, reduce="amin")
     sizes = torch.bincount(groups, minlength=count)
-    return ((highest == lowest) & (sizes > 1))[groups]
+    return ((highest == lowest) & torch.isfinite(highest) & (sizes > 1))[groups]

@@ -93,3 +93,13 @@ def test_uniform_groups_are_the_equal_scores_of_two_or_more_rows():
     perm = torch.tensor([8, 3, 0, 6, 5, 1, 7, 4, 2])
     assert uniform_group_rows(scores[perm], groups[perm]).tolist() == uniform_group_rows(scores, groups)[perm].tolist()
     assert uniform_group_rows(torch.zeros(0), torch.zeros(0, dtype=torch.long)).numel() == 0
+    # Exactly equal: one ulp apart is not uniform; a NaN anywhere makes it not uniform; infinite scores are left to
+    # the non-finite path.
+    one_ulp = torch.nextafter(torch.tensor(0.95), torch.tensor(1.0))
+    nan, inf = float("nan"), float("inf")
+    for odd in (one_ulp, nan):
+        for place in (0, 3, 7):
+            group = torch.full((8,), 0.95)
+            group[place] = odd
+            assert not uniform_group_rows(group, torch.zeros(8, dtype=torch.long)).any(), (odd, place)
+    assert not uniform_group_rows(torch.full((8,), inf), torch.zeros(8, dtype=torch.long)).any()

@@ -20,7 +20,7 @@ The learning tests, on the held-out problems (answers verl's validation dumps, r
 The noise these bounds stand against, measured: one model evaluated under four rollout seeds moves the mean with
 an sd of about 1 point, 1.4 on a difference of two models; the habit's share over 200 answers has a sampling sd
 of about 0.03. Between runs RL varies more (it is not bit-reproducible on the CPU; stage 1 is): at these settings
-RL gained +56.0 to +63.2 in thirteen runs from the seed-0 base (four quickstarts or reruns and the nine of
+RL gained +56.0 to +63.2 in fourteen runs from the seed-0 base (five quickstarts or reruns and the nine of
 benchmarks/pad_vs_grpo.py: stage 2 raising image accuracy by +19.0 to +35.0, the pictured problems beating the
 control by 75.0-85.5 after RL, the control at 7.0-15.0%; the careless share 0.64 -> 0.02).
 The bounds hold for this base (seed 0; pre-training and stage 1 are bit-reproducible, so CI

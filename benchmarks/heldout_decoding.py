@@ -38,8 +38,9 @@ VIEW_ARGS = [
 RESPONSE_LENGTH = 48  # data.max_response_length of the learning run
 
 
-def evaluate(model: Path, data: Path, out: Path, args) -> dict[str, float]:
-    """{set: mean@k in %} of ``model`` on the learning run's held-out sets, through recipes/evaluate.sh."""
+def evaluate(model: Path, sets: list[Path], out: Path, args, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """{set: mean@k in %} of ``model`` on prepared ``sets`` (folders or parquet files) through recipes/evaluate.sh,
+    shown the task as the learning run shows it, then ``overrides``; its generations land in ``out/generations``."""
     done = out / "eval.json"
     if not done.is_file() or json.loads(done.read_text()).get("model") != str(model):
         env = {
@@ -53,14 +54,18 @@ def evaluate(model: Path, data: Path, out: Path, args) -> dict[str, float]:
             "DRY_RUN": "0",
             "PYTHON": sys.executable,
         }
-        sets = [str(data / name) for name in ("heldout_image", "heldout_image_blank", "heldout_text")]
-        command = ["bash", str(ROOT / "recipes" / "evaluate.sh"), str(model), *sets, "--", *VIEW_ARGS]
+        command = ["bash", str(ROOT / "recipes" / "evaluate.sh"), str(model), *map(str, sets), "--"]
+        command += [*VIEW_ARGS, *overrides]
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out.parent / f"{out.name}.log", "w") as log:
             if subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
                 raise RuntimeError(f"evaluating {model} failed: see {log.name}")
     report = json.loads((out / "eval.json").read_text())
     return {name: entry["mean_at_k"] for name, entry in report["benchmarks"].items()}
+
+
+def heldout_sets(data: Path) -> list[Path]:
+    return [data / name for name in ("heldout_image", "heldout_image_blank", "heldout_text")]
 
 
 def weights_digest(model: Path) -> str:
@@ -113,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         digest = weights_digest(stage1)
         if digest not in starts:
             name = f"stage1-{digest[:8]}"
-            starts[digest] = (name, evaluate(stage1, data, args.out / tag / name, args))
+            starts[digest] = (name, evaluate(stage1, heldout_sets(data), args.out / tag / name, args))
             rows.append((name, starts[digest][1], None, None))
-        per_set = evaluate(run / "run" / "stage3" / "hf", data, args.out / tag / run.name, args)
+        per_set = evaluate(run / "run" / "stage3" / "hf", heldout_sets(data), args.out / tag / run.name, args)
         gain = mean_points(per_set) - mean_points(starts[digest][1])
         summary = json.loads((run / "run" / "summary.json").read_text())
         rows.append((run.name, per_set, gain, summary.get("rl_gain_points")))

@@ -21,6 +21,7 @@ A measurement on a tiny model and a synthetic task, not a target.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -35,6 +36,7 @@ from revisual_verl.run_report.metrics import read_metrics, series  # noqa: E402
 from revisual_verl.run_report.summary import build_summary  # noqa: E402
 
 VARIANTS = {"pad": [], "presample": ["algorithm.presample.enable=true"]}
+PROMPTS_PER_STEP = 8  # learning_run's data.train_batch_size
 CONTROL_MARK = "blank"
 
 
@@ -67,6 +69,9 @@ def run_one(
         f"algorithm.pad.seed={seed}",
         f"algorithm.presample.seed={seed}",
         f"data.train_max_samples={prompts}",
+        # verl stops at total_epochs passes over the cut set (15 by default: 45 steps of 24 prompts) even when
+        # total_training_steps asks for more; enough passes that --steps decides.
+        f"trainer.total_epochs={math.ceil(steps * PROMPTS_PER_STEP / prompts) + 1}",
         *extra,
         *VARIANTS[variant],
     ]

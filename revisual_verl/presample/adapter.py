@@ -64,7 +64,11 @@ class Presampler:
         """Record each generated group's mean accuracy for its prompt, adapt p; the step's metrics.
 
         A prompt fetched twice in one step (a batch that wraps into the next epoch when skipping leaves
-        fewer prompts than a batch) is recorded once, over all its responses."""
+        fewer prompts than a batch) is recorded once in its history, over all its responses. The share of
+        uniform groups that moves p (and is reported) counts every generated group on its own, as PAD
+        trains them: merged, two uniform fetches of a prompt whose scores differ between them would count as
+        one group that teaches (measured under heavy skipping: 0.32 reported against 0.36 of rows that PAD
+        found uniform)."""
         groups = group_outcomes(batch)
         by_position: dict[int, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
         for uid, (accuracies, scores) in groups.items():
@@ -78,9 +82,11 @@ class Presampler:
         # Every prompt fetched for this step was generated in it (sync trainer, no group filtering):
         # nothing left is awaited.
         self.position_of_uid.clear()
-        kinds = [
+        for position, (accuracies, scores) in by_position.items():
             self.sampler.record(position, float(np.mean(accuracies)), float(np.ptp(scores)))
-            for position, (accuracies, scores) in by_position.items()
+        kinds = [
+            self.sampler.kind_of(float(np.mean(accuracies)), float(np.ptp(scores)))
+            for accuracies, scores in groups.values()
         ]
         generated = sum(len(scores) for _, scores in groups.values())
         return self.sampler.end_step(kinds, generated_rows=generated, trained_rows=trained_rows)

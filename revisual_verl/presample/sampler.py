@@ -97,10 +97,14 @@ class PresampleSampler(Sampler[int]):
             )
         return [self.pending.popleft() for _ in range(count)]
 
+    def kind_of(self, mean_accuracy: float, score_spread: float = 0.0) -> str | None:
+        """The kind of a group with this mean accuracy and spread of scores (easy, hard or None)."""
+        s = self.settings
+        return group_kind(mean_accuracy, s.easy_threshold, s.hard_threshold, score_spread, s.score_tolerance)
+
     def record(self, position: int, mean_accuracy: float, score_spread: float = 0.0) -> str | None:
         """Add this epoch's group of ``position`` to its history; returns the group's kind."""
-        s = self.settings
-        kind = group_kind(mean_accuracy, s.easy_threshold, s.hard_threshold, score_spread, s.score_tolerance)
+        kind = self.kind_of(mean_accuracy, score_spread)
         streak = extend_streak(self.streak_of(position), kind)
         if streak[0] is None:
             self.streaks.pop(position, None)
@@ -109,7 +113,9 @@ class PresampleSampler(Sampler[int]):
         return kind
 
     def end_step(self, group_kinds: list[str | None], generated_rows: int, trained_rows: int) -> dict[str, float]:
-        """Move p_easy and p_hard toward the target shares of uniform groups; the step's metrics."""
+        """Move p_easy and p_hard toward the target shares of uniform groups; the step's metrics.
+
+        ``group_kinds``: the kind of every group generated in the step, as PAD sees them (one per fetch)."""
         groups = max(1, len(group_kinds))
         share = {kind: sum(k == kind for k in group_kinds) / groups for kind in (EASY, HARD)}
         target = {EASY: self.settings.target_easy_share, HARD: self.settings.target_hard_share}

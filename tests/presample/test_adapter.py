@@ -6,7 +6,7 @@ from helpers.plugin_config import compose_plugin_config
 
 from revisual_verl.presample import adapter
 from revisual_verl.presample.config import PresampleConfig
-from revisual_verl.presample.rule import HARD
+from revisual_verl.presample.rule import EASY, HARD
 from revisual_verl.presample.sampler import PresampleSampler
 
 
@@ -21,8 +21,24 @@ def test_a_prompt_fetched_twice_in_a_step_is_one_epoch_of_its_history(monkeypatc
     assert presampler.sampler.streak_of(3) == (HARD, 1)
     assert presampler.sampler.streak_of(1) == (None, 0)
     assert presampler.position_of_uid == {}  # nothing awaited after the step
-    assert metrics["presample/uniform_share"] == pytest.approx(1 / 2)  # two prompts, one uniform
+    # Three groups generated, two of them uniform: the share PAD sees, though prompt 3's history holds one epoch.
+    assert metrics["presample/uniform_share"] == pytest.approx(2 / 3)
+    assert metrics["presample/uniform_hard_share"] == pytest.approx(2 / 3)
     assert metrics["presample/rollouts_per_trained_row"] == pytest.approx(12 / 4)
+
+
+def test_the_uniform_share_counts_each_generated_group_as_pad_trains_it(monkeypatch):
+    presampler = adapter.Presampler(PresampleConfig())
+    presampler.sampler = PresampleSampler(4, PresampleConfig())
+    # Prompt 3 fetched twice, each group all right but at another length (0.95 and 0.9): both uniform for PAD.
+    presampler.position_of_uid = {"a": 3, "b": 3, "c": 1}
+    groups = {"a": ([1.0] * 4, [0.95] * 4), "b": ([1.0] * 4, [0.9] * 4), "c": ([1.0, 0.0] * 2, [0.9, 0.0] * 2)}
+    monkeypatch.setattr(adapter, "group_outcomes", lambda batch: groups)
+    p_easy = presampler.sampler.p[EASY]
+    metrics = presampler.end_step(batch=None, trained_rows=4)
+    assert metrics["presample/uniform_easy_share"] == pytest.approx(2 / 3)
+    assert metrics["presample/p_easy"] == pytest.approx(p_easy - 0.01)  # 2/3 is above the easy target (1/12)
+    assert presampler.sampler.streak_of(3) == (None, 0)  # its one epoch of history, over all 8 responses, taught
 
 
 @pytest.mark.parametrize(

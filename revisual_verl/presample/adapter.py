@@ -61,33 +61,32 @@ class Presampler:
             self.position_of_uid[str(uid)] = position
 
     def end_step(self, batch, trained_rows: int) -> dict[str, float]:
-        """Record each generated group's mean accuracy for its prompt, adapt p; the step's metrics.
+        """Record each generated group's kind in its prompt's history, adapt p; the step's metrics.
 
-        A prompt fetched twice in one step (a batch that wraps into the next epoch when skipping leaves
-        fewer prompts than a batch) is recorded once in its history, over all its responses. The share of
-        uniform groups that moves p (and is reported) counts every generated group on its own, as PAD
-        trains them: merged, two uniform fetches of a prompt whose scores differ between them would count as
-        one group that teaches (measured under heavy skipping: 0.32 reported against 0.36 of rows that PAD
-        found uniform)."""
+        Every generated group has its own kind, as PAD trains it (uniform: every score equal), and the share of
+        uniform groups that moves p (and is reported) counts each one, those of prompts the sampler did not
+        fetch included. A prompt fetched twice in one step (a batch that wraps into the next epoch when
+        skipping leaves fewer prompts than a batch) adds one epoch to its history: the kind its groups share,
+        or none (it taught) when they differ. Merging its responses instead would call two uniform groups
+        at different scores (0.95 and 0.9) a group that teaches, which PAD trains none of."""
+        kinds: list[str | None] = []
+        kinds_of_position: dict[int, list[str | None]] = defaultdict(list)
         groups = group_outcomes(batch)
-        by_position: dict[int, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
         for uid, (accuracies, scores) in groups.items():
+            kind = self.sampler.kind_of(float(np.mean(accuracies)), float(np.ptp(scores)))
+            kinds.append(kind)
             position = self.position_of_uid.pop(uid, None)
             if position is None:
                 self.unknown_groups += 1
                 logger.warning("algorithm.presample: group %s was not fetched by the sampler; not recorded", uid)
                 continue
-            by_position[position][0].extend(accuracies)
-            by_position[position][1].extend(scores)
+            kinds_of_position[position].append(kind)
         # Every prompt fetched for this step was generated in it (sync trainer, no group filtering):
         # nothing left is awaited.
         self.position_of_uid.clear()
-        for position, (accuracies, scores) in by_position.items():
-            self.sampler.record(position, float(np.mean(accuracies)), float(np.ptp(scores)))
-        kinds = [
-            self.sampler.kind_of(float(np.mean(accuracies)), float(np.ptp(scores)))
-            for accuracies, scores in groups.values()
-        ]
+        for position, position_kinds in kinds_of_position.items():
+            shared = position_kinds[0] if len(set(position_kinds)) == 1 else None
+            self.sampler.add_epoch(position, shared)
         generated = sum(len(scores) for _, scores in groups.values())
         return self.sampler.end_step(kinds, generated_rows=generated, trained_rows=trained_rows)
 

@@ -105,12 +105,16 @@ class PresampleSampler(Sampler[int]):
     def record(self, position: int, mean_accuracy: float, score_spread: float = 0.0) -> str | None:
         """Add this epoch's group of ``position`` to its history; returns the group's kind."""
         kind = self.kind_of(mean_accuracy, score_spread)
+        self.add_epoch(position, kind)
+        return kind
+
+    def add_epoch(self, position: int, kind: str | None) -> None:
+        """One more epoch of ``position``'s history, whose groups were of ``kind`` (None: they taught)."""
         streak = extend_streak(self.streak_of(position), kind)
         if streak[0] is None:
             self.streaks.pop(position, None)
         else:
             self.streaks[position] = streak
-        return kind
 
     def end_step(self, group_kinds: list[str | None], generated_rows: int, trained_rows: int) -> dict[str, float]:
         """Move p_easy and p_hard toward the target shares of uniform groups; the step's metrics.

@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -40,9 +41,20 @@ RESPONSE_LENGTH = 48  # data.max_response_length of the learning run
 
 def evaluate(model: Path, sets: list[Path], out: Path, args, overrides: list[str] | tuple[str, ...] = ()) -> dict:
     """{set: mean@k in %} of ``model`` on prepared ``sets`` (folders or parquet files) through recipes/evaluate.sh,
-    shown the task as the learning run shows it, then ``overrides``; its generations land in ``out/generations``."""
-    done = out / "eval.json"
-    if not done.is_file() or json.loads(done.read_text()).get("model") != str(model):
+    shown the task as the learning run shows it, then ``overrides``; its generations land in ``out/generations``.
+    ``args`` gives samples, temperature, top_p and optionally response_length. An evaluation already in ``out`` is
+    read again only when it was made of the same weights with the same settings (``out/made_with.json``)."""
+    response_length = getattr(args, "response_length", RESPONSE_LENGTH)
+    made_with = {
+        "model": str(model),
+        "weights": weights_digest(model),
+        "sets": [str(path) for path in sets],
+        "overrides": [*VIEW_ARGS, *overrides],
+        "decoding": [args.samples, args.temperature, args.top_p, response_length],
+    }
+    stamp = out / "made_with.json"
+    if not ((out / "eval.json").is_file() and stamp.is_file() and json.loads(stamp.read_text()) == made_with):
+        shutil.rmtree(out, ignore_errors=True)
         env = {
             **os.environ,
             "DEVICE": "cpu",
@@ -50,16 +62,17 @@ def evaluate(model: Path, sets: list[Path], out: Path, args, overrides: list[str
             "EVAL_SAMPLES": str(args.samples),
             "EVAL_TEMPERATURE": str(args.temperature),
             "EVAL_TOP_P": str(args.top_p),
-            "EVAL_RESPONSE_LENGTH": str(RESPONSE_LENGTH),
+            "EVAL_RESPONSE_LENGTH": str(response_length),
             "DRY_RUN": "0",
             "PYTHON": sys.executable,
         }
         command = ["bash", str(ROOT / "recipes" / "evaluate.sh"), str(model), *map(str, sets), "--"]
-        command += [*VIEW_ARGS, *overrides]
+        command += made_with["overrides"]
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out.parent / f"{out.name}.log", "w") as log:
             if subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
                 raise RuntimeError(f"evaluating {model} failed: see {log.name}")
+        stamp.write_text(json.dumps(made_with, indent=2))
     report = json.loads((out / "eval.json").read_text())
     return {name: entry["mean_at_k"] for name, entry in report["benchmarks"].items()}
 

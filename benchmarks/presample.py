@@ -70,8 +70,8 @@ def run_one(
         f"algorithm.presample.seed={seed}",
         f"data.train_max_samples={prompts}",
         # verl stops at total_epochs passes over the cut set (15 by default: 45 steps of 24 prompts) even when
-        # total_training_steps asks for more; enough passes that --steps decides.
-        f"trainer.total_epochs={math.ceil(steps * PROMPTS_PER_STEP / prompts) + 1}",
+        # total_training_steps asks for more, a pass being prompts // batch steps; enough passes that --steps decides.
+        f"trainer.total_epochs={math.ceil(steps / (prompts // PROMPTS_PER_STEP)) + 1}",
         *extra,
         *VARIANTS[variant],
     ]
@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         help="a Hydra override for stage 3 in both variants, e.g. reward.reward_kwargs.length_weight=0 (repeatable)",
     )
     args = parser.parse_args(argv)
+    if args.prompts < PROMPTS_PER_STEP:
+        parser.error(f"--prompts must be at least one batch ({PROMPTS_PER_STEP})")
     bad = [item for item in args.override if "=" not in item]
     if bad:
         parser.error(f"--override takes KEY=VALUE, got {bad[0]!r}")

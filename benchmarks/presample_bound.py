@@ -52,21 +52,20 @@ STAGE_COMMAND = re.compile(r"^\[revisual\] stage 3: \S+ -m revisual_verl\.main_p
 KEPT_PREFIXES = ("reward.", "data.seed=", "data.shuffle=", "data.mm_processor_kwargs.", "data.max_prompt_length=")
 
 
-def stage_settings(stage_dir: Path) -> dict[str, str]:
-    """The key=value overrides of a stage-3 run, from the last command its recipe printed in train.log (a resumed
-    run appends another)."""
+def stage_settings(stage_dir: Path) -> tuple[dict[str, str], list[str]]:
+    """The key=value overrides of a stage-3 run, and those that choose and score its prompts, from the last command
+    its recipe printed in train.log (a resumed run appends another)."""
     log = stage_dir / "train.log"
     commands = [m.group(1) for m in map(STAGE_COMMAND.match, log.read_text(errors="replace").splitlines()) if m]
     if not commands:
         raise SystemExit(f"{log} has no '[revisual] stage 3: ... -m revisual_verl.main_ppo' line: not a stage 3")
     words = shlex.split(commands[-1])
-    settings = {"": " ".join(word for word in words if word.startswith(KEPT_PREFIXES))}
-    settings.update(word.split("=", 1) for word in words if "=" in word and not word.startswith("++"))
+    settings = dict(word.split("=", 1) for word in words if "=" in word and not word.startswith("++"))
     if "data.train_max_samples" not in settings:
         raise SystemExit(f"{log}: the run used every training prompt (no data.train_max_samples), not a presample run")
     if settings.get("data.shuffle", "true").lower() != "false" and settings.get("data.seed", "null") == "null":
         raise SystemExit(f"{log}: data.seed is unset, so its training cut was unseeded and cannot be drawn again")
-    return settings
+    return settings, [word for word in words if word.startswith(KEPT_PREFIXES)]
 
 
 def read_prompts(generations: Path, samples: int) -> list[tuple[list[float], list[float]]]:
@@ -134,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows, by_stage = [], defaultdict(list)
     for run in runs:
-        settings = stage_settings(run / "run" / "stage3")
+        settings, kept = stage_settings(run / "run" / "stage3")
         if settings.get("algorithm.pad.t_high", "null") != "null":
             print(f"{run.name}: algorithm.pad.t_high={settings['algorithm.pad.t_high']}: not a bound", file=sys.stderr)
         prompts = int(settings["data.train_max_samples"])
@@ -145,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             top_p=float(settings.get("actor_rollout_ref.rollout.top_p", 1.0)),
             response_length=int(settings["data.max_response_length"]),
         )
-        overrides = [*settings[""].split(), f"data.val_max_samples={prompts}"]
+        overrides = [*kept, f"data.val_max_samples={prompts}"]
         for stage in ("stage2", "stage3"):
             out = args.out / run.name / stage
             print(f"{run.name}: the {stage} model on its {prompts} training prompts ...", file=sys.stderr, flush=True)
